@@ -1,0 +1,23 @@
+;; init_wapc.wat: init-order fixture. Exports wapc_init only (Rust wapc-guest style): expect "W".
+;; Built with: wat2wasm init_wapc.wat -o init_wapc.wasm
+;;
+;; Each init function appends one marker byte to a log in memory:
+;; "I" for _initialize, "S" for _start, "W" for wapc_init. Running an init
+;; twice appends twice, so double runs are visible. __guest_call ignores the
+;; request (it never calls __guest_request) and responds with the log.
+(module
+  (import "wapc" "__guest_response" (func $guest_response (param i32 i32)))
+
+  (memory (export "memory") 1)
+  (global $len (mut i32) (i32.const 0))  ;; log bytes live at 16 .. 16+len
+
+  (func $mark (param $b i32)
+    (i32.store8 (i32.add (i32.const 16) (global.get $len)) (local.get $b))
+    (global.set $len (i32.add (global.get $len) (i32.const 1))))
+
+  (func (export "wapc_init") (call $mark (i32.const 0x57)))  ;; "W"
+
+  (func (export "__guest_call") (param i32 i32) (result i32)
+    (call $guest_response (i32.const 16) (global.get $len))
+    (i32.const 1))
+)
