@@ -11,8 +11,8 @@ import "path/filepath"
 // Files and folders under the data dir. docs/data-dir.md says which of them
 // may be deleted safely.
 const (
-	StoreFile       = "trellis.db"    // bbolt: identity, artifacts, desired state
-	CompileCacheDir = "cache/wazero"  // native code compiled by wazero; safe to delete
+	StoreFile       = "trellis.db"   // bbolt: identity, artifacts, desired state
+	CompileCacheDir = "cache/wazero" // native code compiled by wazero; safe to delete
 )
 
 // StorePath returns the store file under the data dir.

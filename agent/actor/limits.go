@@ -7,15 +7,15 @@ import (
 
 // Defaults applied to the zero fields of Limits.
 const (
-	DefaultMaxInstances   = 4
-	DefaultMemoryPages    = 512 // 32 MiB
-	DefaultCallTimeout    = 10 * time.Second
-	DefaultMaxPayload     = 4 << 20 // request, response and host-call payload
-	DefaultMaxHostCalls   = 1 << 16 // per call
-	maxMemoryPages        = 65536   // the wasm32 maximum
-	maxPayloadLimit       = 64 << 20
-	defaultMaxCallDepth   = 16
-	wasmPageSize          = 65536
+	DefaultMaxInstances = 4
+	DefaultMemoryPages  = 512 // 32 MiB
+	DefaultCallTimeout  = 10 * time.Second
+	DefaultMaxPayload   = 4 << 20 // request, response and host-call payload
+	DefaultMaxHostCalls = 1 << 16 // per call
+	maxMemoryPages      = 65536   // the wasm32 maximum
+	maxPayloadLimit     = 64 << 20
+	defaultMaxCallDepth = 16
+	wasmPageSize        = 65536
 )
 
 // Limits bound one actor. The zero value of a field means its default.
