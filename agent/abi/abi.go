@@ -112,8 +112,18 @@ func WithInvocation(ctx context.Context, inv *Invocation) context.Context {
 	return context.WithValue(ctx, invocationKey{}, inv)
 }
 
+// Carrier is a context that carries an invocation itself, so a caller on
+// the hot path can avoid context.WithValue's allocation.
+type Carrier interface {
+	context.Context
+	Invocation() *Invocation
+}
+
 // InvocationFrom returns the invocation in ctx, or nil.
 func InvocationFrom(ctx context.Context) *Invocation {
+	if c, ok := ctx.(Carrier); ok {
+		return c.Invocation()
+	}
 	inv, _ := ctx.Value(invocationKey{}).(*Invocation)
 	return inv
 }

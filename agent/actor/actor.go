@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -52,6 +53,8 @@ type Actor struct {
 type instance struct {
 	mod       api.Module
 	guestCall api.Function
+	deadline  *deadline
+	inv       abi.Invocation // reused by each call on this instance
 	stack     [2]uint64
 }
 
@@ -211,7 +214,7 @@ func (a *Actor) newInstance(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("%w: %s: %w", ErrStart, name, err)
 		}
 	}
-	return &instance{mod: mod, guestCall: mod.ExportedFunction(abi.ExportGuestCall)}, nil
+	return &instance{mod: mod, guestCall: mod.ExportedFunction(abi.ExportGuestCall), deadline: newDeadline()}, nil
 }
 
 // Name returns the actor's name.
@@ -268,52 +271,76 @@ func (a *Actor) invoke(ctx context.Context, operation string, payload []byte) ([
 	a.mu.Unlock()
 	defer a.inflight.Done()
 
-	ctx, cancel := context.WithTimeout(ctx, a.limits.CallTimeout)
-	defer cancel()
-	in, err := a.acquire(ctx)
-	if err != nil {
-		return nil, a.acquireError(ctx, operation, err)
+	at := time.Now().Add(a.limits.CallTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(at) {
+		at = d
 	}
-	inv := &abi.Invocation{Operation: operation, Request: payload, Limits: a.abiLimits, Host: a, Log: a.log}
+	in := a.tryAcquire()
+	if in == nil {
+		wctx, cancel := context.WithDeadline(ctx, at)
+		var err error
+		in, err = a.acquire(wctx)
+		cancel()
+		if err != nil {
+			return nil, a.acquireError(wctx, operation, err)
+		}
+	}
+	inv := &in.inv
+	*inv = abi.Invocation{Operation: operation, Request: payload, Limits: a.abiLimits, Host: a, Log: a.log}
+	cctx := &callCtx{Context: ctx, d: in.deadline, at: at, inv: inv}
+	in.deadline.arm(ctx, at)
 	in.stack[0], in.stack[1] = uint64(len(operation)), uint64(len(payload))
-	if err := in.guestCall.CallWithStack(abi.WithInvocation(ctx, inv), in.stack[:]); err != nil {
-		ce := classify(ctx, inv, err, a.memoryAtLimit(in))
+	err := in.guestCall.CallWithStack(cctx, in.stack[:])
+	fired := in.deadline.disarm()
+	if err != nil {
+		ce := classify(cctx, inv, err, a.memoryAtLimit(in))
 		a.discard(in)
 		ce.Actor, ce.Operation = a.name, operation
 		return nil, ce
 	}
 	if inv.Fault != nil { // a guest that recovered from a fault panic is still broken
 		a.discard(in)
-		ce := classify(ctx, inv, inv.Fault, 0)
+		ce := classify(cctx, inv, inv.Fault, 0)
 		ce.Actor, ce.Operation = a.name, operation
 		return nil, ce
 	}
+	resp, guestErr := inv.Response, inv.GuestError
+	ok := uint32(in.stack[0]) == 1 && guestErr == ""
+	*inv = abi.Invocation{} // drop references to the caller's payload
+	if fired {
+		a.discard(in) // its done channel is closed; the result is still good
+	} else {
+		a.idle <- in
+	}
 	// As the reference waPC host does: success is exactly 1, and a guest that
 	// reported an error failed whatever it returned.
-	ok := uint32(in.stack[0]) == 1 && inv.GuestError == ""
-	a.idle <- in
 	if !ok {
-		msg := inv.GuestError
-		if !inv.GuestErr {
+		msg := guestErr
+		if msg == "" {
 			msg = fmt.Sprintf("call to %q was unsuccessful", operation)
 		}
 		return nil, &CallError{Code: CodeGuestError, Actor: a.name, Operation: operation, Message: msg}
 	}
-	return inv.Response, nil
+	return resp, nil
 }
 
 func (a *Actor) errorf(code Code, operation string, cause error, format string, args ...any) *CallError {
 	return &CallError{Code: code, Actor: a.name, Operation: operation, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 
+// tryAcquire takes an idle instance if there is one.
+func (a *Actor) tryAcquire() *instance {
+	select {
+	case in := <-a.idle:
+		return in
+	default:
+		return nil
+	}
+}
+
 // acquire takes an idle instance, or starts one if the pool has room, or
 // waits for one until ctx ends.
 func (a *Actor) acquire(ctx context.Context) (*instance, error) {
-	select {
-	case in := <-a.idle:
-		return in, nil
-	default:
-	}
 	select {
 	case in := <-a.idle:
 		return in, nil
