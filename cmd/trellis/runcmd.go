@@ -23,6 +23,7 @@ func newRunCmd(io *streams, logLevel *string) *cobra.Command {
 		fromStdin bool
 		name      string
 		others    []string
+		limitsF   string
 	)
 	cmd := &cobra.Command{
 		Use:   "run MODULE.wasm OPERATION [PAYLOAD]",
@@ -44,7 +45,8 @@ Exit codes: 0 success; 1 the actor returned an error (printed on standard error)
 started; 64 usage error.`,
 		Example: `  trellis run examples/actors/echo/echo.wasm echo hello
   echo -n '{"a":1}' | trellis run --stdin --timeout 2s actor.wasm handle
-  trellis run --data ./.trellis --actor echo=echo.wasm caller.wasm relay hi`,
+  trellis run --data ./.trellis --actor echo=echo.wasm caller.wasm relay hi
+  trellis run --limits limits.yaml actor.wasm handle payload`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			log, err := newLogger(io.stderr, *logLevel)
@@ -72,7 +74,26 @@ started; 64 usage error.`,
 			}
 			defer rt.Close(cmd.Context())
 
-			limits := actor.Limits{CallTimeout: timeout, MemoryPages: pages}
+			var limits actor.Limits
+			if limitsF != "" {
+				b, err := os.ReadFile(limitsF)
+				if err != nil {
+					return withCode(exitUsage, err)
+				}
+				if limits, err = actor.ParseLimits(b); err != nil {
+					return withCode(exitUsage, fmt.Errorf("%s: %w", limitsF, err))
+				}
+			}
+			// Flags win over the file where given; the file wins over flag defaults.
+			if limitsF == "" || cmd.Flags().Changed("timeout") {
+				limits.CallTimeout = timeout
+			}
+			if limitsF == "" || cmd.Flags().Changed("max-memory-pages") {
+				limits.MemoryPages = pages
+			}
+			if err := limits.Validate(); err != nil {
+				return withCode(exitUsage, err)
+			}
 			for _, spec := range others {
 				n, path, ok := strings.Cut(spec, "=")
 				if !ok {
@@ -108,6 +129,7 @@ started; 64 usage error.`,
 	f.Uint32Var(&pages, "max-memory-pages", actor.DefaultMemoryPages, "cap on the actor's linear memory, in 64 KiB pages")
 	f.BoolVar(&fromStdin, "stdin", false, "read the payload from standard input")
 	f.StringVar(&name, "name", "", "actor name (default: from the file name)")
+	f.StringVar(&limitsF, "limits", "", "read the actor's limits from a YAML `FILE` (see docs/actors.md)")
 	f.StringArrayVar(&others, "actor", nil, "also load actor `NAME=PATH.wasm`, callable from the module (repeatable)")
 	return cmd
 }
