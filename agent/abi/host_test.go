@@ -125,11 +125,11 @@ func FuzzHostFunctions(f *testing.F) {
 		}
 		return b.Bytes()
 	}
-	f.Add(seed(64, [9]uint32{0, 100, 200}, [9]uint32{1, 200, 7}))                          // request, response
+	f.Add(seed(64, [9]uint32{0, 100, 200}, [9]uint32{1, 200, 7}))                         // request, response
 	f.Add(seed(64, [9]uint32{3, 0, 0, 300, 2, 0, 0, 310, 5}, [9]uint32{5, 400}))          // host call, response
-	f.Add(seed(1<<20, [9]uint32{1, 0xFFFFFFF0, 100}))                                       // wild response
-	f.Add(seed(8, [9]uint32{3, 0xFFFF0000, 0x7FFFFFFF, 0, 0, 0, 0, 0, 0}))                 // wild host call
-	f.Add(seed(64, [9]uint32{0, 65535, 65535}, [9]uint32{8, 65530, 10}, [9]uint32{7, 0}))   // edges
+	f.Add(seed(1<<20, [9]uint32{1, 0xFFFFFFF0, 100}))                                     // wild response
+	f.Add(seed(8, [9]uint32{3, 0xFFFF0000, 0x7FFFFFFF, 0, 0, 0, 0, 0, 0}))                // wild host call
+	f.Add(seed(64, [9]uint32{0, 65535, 65535}, [9]uint32{8, 65530, 10}, [9]uint32{7, 0})) // edges
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 4 {
 			return
