@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -289,5 +290,41 @@ func TestLifecycle(t *testing.T) {
 	wantCode(t, err, CodeNotFound)
 	if err := r.Stop(t.Context(), "a"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("second stop: %v", err)
+	}
+}
+
+// TestCloseLeavesNothingRunning: after Close, every goroutine the runtime
+// and wazero started has ended, and calls fail cleanly.
+func TestCloseLeavesNothingRunning(t *testing.T) {
+	before := runtime.NumGoroutine()
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, r, "echo", "echo", Limits{MaxInstances: 4})
+	start(t, r, "loop", "loop", Limits{CallTimeout: 50 * time.Millisecond})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() { _, _ = r.Invoke(t.Context(), "echo", "echo", []byte("x")) })
+	}
+	wg.Go(func() { _, _ = r.Invoke(t.Context(), "loop", "x", nil) })
+	wg.Wait()
+	if err := r.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Invoke(t.Context(), "echo", "echo", nil); CodeOf(err) != CodeNotFound {
+		t.Fatalf("call after close: %v", err)
+	}
+	if _, err := r.Start(t.Context(), "late", fixture(t, "echo"), Limits{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("start after close: %v", err)
+	}
+	// Goroutines end asynchronously; give them a moment (a liveness wait,
+	// not a timing assertion).
+	for i := 0; runtime.NumGoroutine() > before && i < 500; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before, %d after close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }
