@@ -39,7 +39,7 @@ fixtures: ## rebuild every committed .wasm from its source (needs wat2wasm and n
 	bash agent/actor/testdata/build.sh
 	$(GOWASM) -o agent/actor/testdata/kitchen.wasm ./agent/actor/testdata/kitchen
 	$(GOWASM) -o examples/actors/echo/echo.wasm ./examples/actors/echo
-	cd examples/actors/hello-as && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+	cd examples/actors/hello-as && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build
 
 check: ## vet, gofmt, go mod tidy and fixtures up to date
 	$(GO) vet ./...

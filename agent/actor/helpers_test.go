@@ -19,7 +19,7 @@ func fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	path := filepath.Join("testdata", name+".wasm")
 	if strings.Contains(name, "/") {
-		path = filepath.Join("..", "..", name)
+		path = filepath.Join("..", "..", name+".wasm")
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
