@@ -109,3 +109,24 @@ func within(t testing.TB, f func()) {
 		t.Fatal("call hung: the host did not stop the guest")
 	}
 }
+
+func contextWithTimeout(t testing.TB, d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// logLine reports whether one line of the log contains every part.
+func logLine(logs *logBuffer, parts ...string) bool {
+	for _, line := range strings.Split(logs.String(), "\n") {
+		all := true
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				all = false
+				break
+			}
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}

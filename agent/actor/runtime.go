@@ -75,6 +75,9 @@ type Options struct {
 	// Capabilities serves namespaces other than the log and actor names;
 	// nil denies them.
 	Capabilities Dispatcher
+	// MaxCallDepth caps chains of actor-to-actor calls (A calls B calls
+	// C...); 0 means 16.
+	MaxCallDepth int
 }
 
 // Runtime is the set of actors running in one process.
@@ -243,10 +246,13 @@ func (r *Runtime) dispatch(ctx context.Context, call HostCall) ([]byte, error) {
 		return nil, r.guestLog(ctx, call)
 	}
 	if target, ok := r.Actor(call.Namespace); ok {
-		depth := callDepth(ctx) + 1
-		if depth > defaultMaxCallDepth {
+		depth, max := callDepth(ctx)+1, r.opts.MaxCallDepth
+		if max <= 0 {
+			max = defaultMaxCallDepth
+		}
+		if depth > max {
 			return nil, &CallError{Code: CodeLimit, Actor: call.Namespace, Operation: call.Operation,
-				Message: fmt.Sprintf("actor call chain deeper than %d", defaultMaxCallDepth)}
+				Message: fmt.Sprintf("actor call chain deeper than %d", max)}
 		}
 		return target.Invoke(withCallDepth(ctx, depth), call.Operation, call.Payload)
 	}
