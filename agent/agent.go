@@ -6,12 +6,16 @@
 // Only cmd/trellis imports agent.
 package agent
 
-import "path/filepath"
+import (
+	"path/filepath"
+
+	"github.com/trellis-edge/trellis/store"
+)
 
 // Files and folders under the data dir. docs/data-dir.md says which of them
 // may be deleted safely.
 const (
-	StoreFile       = "trellis.db"   // bbolt: identity, artifacts, desired state
+	StoreFile       = store.FileName // bbolt: identity, artifacts, desired state
 	CompileCacheDir = "cache/wazero" // native code compiled by wazero; safe to delete
 )
 
