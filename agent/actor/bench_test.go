@@ -11,6 +11,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
+	"github.com/trellis-edge/trellis/agent/abi"
 )
 
 // Benchmarks for the budgets in docs/benchmarks.md. Run with `make bench`.
@@ -206,6 +208,13 @@ func BenchmarkInstanceMemory(b *testing.B) {
 			a.slots <- struct{}{}
 			in, err := a.newInstance(context.Background())
 			if err != nil {
+				b.Fatal(err)
+			}
+			// A pooled instance has served calls: its call engine and
+			// stack exist. Count that too.
+			inv := &abi.Invocation{Operation: "echo", Request: []byte("warm"), Limits: a.abiLimits}
+			in.stack[0], in.stack[1] = 4, 4
+			if err := in.guestCall.CallWithStack(abi.WithInvocation(context.Background(), inv), in.stack[:]); err != nil {
 				b.Fatal(err)
 			}
 			guest += uint64(in.mod.Memory().Size())
