@@ -109,26 +109,34 @@ func write(inv *Invocation, mod api.Module, fn string, ptr uint32, data []byte) 
 	if len(data) == 0 {
 		return
 	}
-	mem := mod.Memory()
-	if mem == nil || !mem.Write(ptr, data) {
-		size := uint32(0)
-		if mem != nil {
-			size = mem.Size()
-		}
-		fault(inv, fn, ErrOutOfBounds, "ptr=%#x len=%d beyond memory of %d bytes", ptr, len(data), size)
+	if mem := mod.Memory(); mem == nil || !mem.Write(ptr, data) {
+		outOfBounds(inv, mod, fn, ptr, len(data))
 	}
+}
+
+// writeString is write for a string, without converting it to bytes.
+func writeString(inv *Invocation, mod api.Module, fn string, ptr uint32, s string) {
+	if s == "" {
+		return
+	}
+	if mem := mod.Memory(); mem == nil || !mem.WriteString(ptr, s) {
+		outOfBounds(inv, mod, fn, ptr, len(s))
+	}
+}
+
+func outOfBounds(inv *Invocation, mod api.Module, fn string, ptr uint32, n int) {
+	size := uint32(0)
+	if mem := mod.Memory(); mem != nil {
+		size = mem.Size()
+	}
+	fault(inv, fn, ErrOutOfBounds, "ptr=%#x len=%d beyond memory of %d bytes", ptr, n, size)
 }
 
 // __guest_request(operation_ptr, payload_ptr)
 func guestRequest(ctx context.Context, mod api.Module, stack []uint64) {
 	const fn = "__guest_request"
 	inv := invocation(ctx, fn)
-	if inv.Operation != "" {
-		mem := mod.Memory()
-		if mem == nil || !mem.WriteString(api.DecodeU32(stack[0]), inv.Operation) {
-			fault(inv, fn, ErrOutOfBounds, "operation ptr=%#x len=%d", api.DecodeU32(stack[0]), len(inv.Operation))
-		}
-	}
+	writeString(inv, mod, fn, api.DecodeU32(stack[0]), inv.Operation)
 	write(inv, mod, fn, api.DecodeU32(stack[1]), inv.Request)
 }
 
@@ -212,13 +220,7 @@ func hostErrorLen(ctx context.Context, _ api.Module, stack []uint64) {
 func hostError(ctx context.Context, mod api.Module, stack []uint64) {
 	const fn = "__host_error"
 	inv := invocation(ctx, fn)
-	if inv.hostErr == "" {
-		return
-	}
-	mem := mod.Memory()
-	if mem == nil || !mem.WriteString(api.DecodeU32(stack[0]), inv.hostErr) {
-		fault(inv, fn, ErrOutOfBounds, "ptr=%#x len=%d", api.DecodeU32(stack[0]), len(inv.hostErr))
-	}
+	writeString(inv, mod, fn, api.DecodeU32(stack[0]), inv.hostErr)
 }
 
 // __console_log(ptr, len)
