@@ -1,6 +1,7 @@
 // Package store owns the agent's on-device state: one bbolt file under the data
-// dir holding the schema version, artifacts by sha256 and the actors last
-// applied, so a device can restore its actors at boot with no uplink.
+// dir holding the schema version, the host's identity (nkey seed) and labels,
+// artifacts by sha256 and the actors last applied, so a device can restore
+// its actors at boot with no uplink.
 //
 // It is a leaf package: agent and deploy import it, and it imports nothing
 // from Trellis. Every write is one fsynced bbolt transaction; high-rate data
@@ -25,7 +26,7 @@ const FileName = "trellis.db"
 
 // SchemaVersion is the newest schema this binary reads and writes. A file with
 // an older version is migrated on Open; a newer one is refused.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout is how long Open waits for the file lock when Options.Timeout
 // is zero.
@@ -76,13 +77,18 @@ type Store struct {
 	now  func() time.Time
 }
 
-// Bucket and key names of schema version 1.
+// Bucket and key names. Never rename one: a migration step adds buckets.
 var (
+	// Schema version 1.
 	bucketMeta           = []byte("meta")
 	bucketArtifacts      = []byte("artifacts")
 	bucketActors         = []byte("actors")
 	bucketActorRevisions = []byte("actor-revisions")
 	keySchemaVersion     = []byte("schema-version")
+	// Schema version 2.
+	bucketHost       = []byte("host")        // keyHostSeed → the host's nkey seed
+	bucketHostLabels = []byte("host-labels") // label key → label value
+	keyHostSeed      = []byte("nkey-seed")
 )
 
 // migrations[v] upgrades a file from schema version v to v+1; version 0 is a
@@ -92,6 +98,14 @@ var (
 var migrations = [SchemaVersion]func(tx *bolt.Tx) error{
 	0: func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketArtifacts, bucketActors, bucketActorRevisions} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	1: func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketHost, bucketHostLabels} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
