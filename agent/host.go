@@ -1,0 +1,288 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/mesh"
+	"github.com/trellis-edge/trellis/store"
+)
+
+// host is the agent as the control API sees it (mesh.Host).
+type host Agent
+
+var _ mesh.Host = (*host)(nil)
+
+func (h *host) agent() *Agent { return (*Agent)(h) }
+
+// Inventory implements mesh.Host.
+func (h *host) Inventory(ctx context.Context) mesh.Inventory { return h.agent().inventory(ctx) }
+
+func (a *Agent) inventory(context.Context) mesh.Inventory {
+	a.mu.Lock()
+	labels := maps.Clone(a.labels)
+	a.mu.Unlock()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	inv := mesh.Inventory{
+		Host: mesh.HostInfo{
+			ID:        a.hostID,
+			Name:      a.cfg.Name,
+			Lattice:   a.cfg.Lattice,
+			Labels:    labels,
+			Version:   a.opts.Version,
+			Arch:      runtime.GOOS + "/" + runtime.GOARCH,
+			Engine:    actor.EngineName(),
+			StartedAt: a.started.UTC(),
+			Uptime:    mesh.Duration(time.Since(a.started).Round(time.Second)),
+			Memory:    mesh.MemoryInfo{RSS: rss(), GoHeap: ms.HeapInuse, GoTotal: ms.Sys},
+		},
+		Actors:    []mesh.ActorInfo{},
+		Timestamp: time.Now().UTC(),
+	}
+	for _, act := range a.rt.Actors() {
+		s := act.Stats()
+		info := mesh.ActorInfo{
+			Name: act.Name(), Digest: act.Digest(), MaxInstances: act.Limits().MaxInstances,
+			Instances: s.Instances, Idle: s.Idle, Calls: s.Calls, Failures: s.Failures,
+		}
+		if rec, err := a.store.Actor(act.Name()); err == nil {
+			info.Revision = rec.Revision
+		}
+		inv.Actors = append(inv.Actors, info)
+	}
+	return inv
+}
+
+// rss reads the resident set size from /proc (0 where there is none).
+func rss() uint64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b)
+	if len(f) < 2 {
+		return 0
+	}
+	pages, err := strconv.ParseUint(string(f[1]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return pages * uint64(os.Getpagesize())
+}
+
+// StartActor implements mesh.Host: the module is stored, started, served on
+// the lattice, and recorded so it is restored at the next start.
+func (h *host) StartActor(ctx context.Context, req mesh.StartActor) error {
+	a := h.agent()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	limits := limitsFromWire(req.Limits)
+	if err := limits.Validate(); err != nil {
+		return err
+	}
+	digest, err := a.store.PutArtifact(req.Module)
+	if err != nil {
+		return err
+	}
+	if err := a.startActor(ctx, req.Name, req.Module, limits); err != nil {
+		a.failed(ctx, req.Name, err)
+		return err
+	}
+	if err := a.store.PutActor(store.Actor{Name: req.Name, Artifact: digest, Limits: limitsToStore(limits)}); err != nil {
+		a.rpc.Unserve(req.Name)
+		_ = a.rt.Stop(ctx, req.Name)
+		return fmt.Errorf("recording actor %s: %w", req.Name, err)
+	}
+	a.log.Info("actor started", "actor", req.Name, "sha256", digest)
+	_ = a.events.Publish(ctx, mesh.EventActorStarted, map[string]any{"actor": req.Name, "digest": digest.String()})
+	return nil
+}
+
+// UpdateActor implements mesh.Host: the new version is compiled and started
+// before the old one is drained; if it fails, the old one keeps serving.
+func (h *host) UpdateActor(ctx context.Context, req mesh.StartActor) error {
+	a := h.agent()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.update(ctx, req.Name, req.Module, limitsFromWire(req.Limits))
+}
+
+func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits actor.Limits) error {
+	if err := limits.Validate(); err != nil {
+		return err
+	}
+	if _, ok := a.rt.Actor(name); !ok {
+		return fmt.Errorf("actor %s is not running on this host", name)
+	}
+	digest, err := a.store.PutArtifact(wasm)
+	if err != nil {
+		return err
+	}
+	if _, err := a.rt.Update(ctx, name, wasm, limits); err != nil {
+		a.failed(ctx, name, err)
+		return err
+	}
+	if err := a.store.PutActor(store.Actor{Name: name, Artifact: digest, Limits: limitsToStore(limits)}); err != nil {
+		return fmt.Errorf("recording actor %s: %w", name, err)
+	}
+	a.log.Info("actor updated", "actor", name, "sha256", digest)
+	_ = a.events.Publish(ctx, mesh.EventActorUpdated, map[string]any{"actor": name, "digest": digest.String()})
+	return nil
+}
+
+// StopActor implements mesh.Host.
+func (h *host) StopActor(ctx context.Context, name string) error {
+	a := h.agent()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.rt.Actor(name); !ok {
+		return fmt.Errorf("actor %s is not running on this host", name)
+	}
+	a.rpc.Unserve(name)
+	if err := a.rt.Stop(ctx, name); err != nil {
+		return err
+	}
+	if err := a.store.DeleteActor(name); err != nil {
+		return fmt.Errorf("forgetting actor %s: %w", name, err)
+	}
+	a.log.Info("actor stopped", "actor", name)
+	_ = a.events.Publish(ctx, mesh.EventActorStopped, map[string]any{"actor": name})
+	return nil
+}
+
+// ScaleActor implements mesh.Host: the actor restarts with a new
+// max_instances from its stored module (compiled code comes from the cache).
+func (h *host) ScaleActor(ctx context.Context, name string, maxInstances int) error {
+	a := h.agent()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	rec, err := a.store.Actor(name)
+	if err != nil {
+		return fmt.Errorf("actor %s: %w", name, err)
+	}
+	wasm, err := a.store.Artifact(rec.Artifact)
+	if err != nil {
+		return err
+	}
+	limits := limitsFromStore(rec.Limits)
+	limits.MaxInstances = maxInstances
+	return a.update(ctx, name, wasm, limits)
+}
+
+// PutLabels implements mesh.Host.
+func (h *host) PutLabels(_ context.Context, labels map[string]string) error {
+	return h.agent().setLabels(func() error { return h.store.PutLabels(labels) })
+}
+
+// DeleteLabels implements mesh.Host.
+func (h *host) DeleteLabels(_ context.Context, keys []string) error {
+	return h.agent().setLabels(func() error { return h.store.DeleteLabels(keys) })
+}
+
+func (a *Agent) setLabels(write func() error) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := write(); err != nil {
+		return err
+	}
+	labels, err := a.store.Labels()
+	if err != nil {
+		return err
+	}
+	a.labels = labels
+	return nil
+}
+
+func (a *Agent) failed(ctx context.Context, name string, err error) {
+	a.log.Warn("actor failed", "actor", name, "err", err)
+	_ = a.events.Publish(ctx, mesh.EventActorFailed, map[string]any{"actor": name, "error": err.Error()})
+}
+
+// latticeDispatcher serves host calls to actors that do not run on this
+// device: they go over the lattice, to whichever host runs them.
+type latticeDispatcher struct {
+	nc      *nats.Conn
+	lattice string
+}
+
+func (d *latticeDispatcher) Dispatch(ctx context.Context, call actor.HostCall) ([]byte, error) {
+	if actor.ValidateName(call.Namespace) != nil {
+		return nil, &actor.CallError{Code: actor.CodeDenied, Message: fmt.Sprintf(
+			"namespace %q denied: no capability or actor by that name", call.Namespace)}
+	}
+	resp, _, err := mesh.Call(ctx, d.nc, d.lattice, call.Namespace, call.Operation, call.Payload)
+	var re *mesh.RemoteError
+	if errors.As(err, &re) {
+		return nil, &actor.CallError{Code: actor.Code(re.Code), Actor: call.Namespace, Operation: call.Operation, Message: re.Message}
+	}
+	return resp, err
+}
+
+// Limit conversions between the runtime, the store and the wire.
+
+func limitsFromWire(l mesh.ActorLimits) actor.Limits {
+	return actor.Limits{
+		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: time.Duration(l.CallTimeout),
+		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload, MaxHostCalls: l.MaxHostCalls,
+	}
+}
+
+func limitsToWire(l actor.Limits) mesh.ActorLimits {
+	return mesh.ActorLimits{
+		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: mesh.Duration(l.CallTimeout),
+		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload, MaxHostCalls: l.MaxHostCalls,
+	}
+}
+
+func limitsFromStore(l store.Limits) actor.Limits {
+	return actor.Limits{
+		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: l.CallTimeout,
+		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload,
+	}
+}
+
+func limitsToStore(l actor.Limits) store.Limits {
+	return store.Limits{
+		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: l.CallTimeout,
+		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload,
+	}
+}
+
+// tlsConfig loads the PEM files of a TLS connection; nil when none is set.
+func tlsConfig(t TLSConfig) (*tls.Config, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CA != "" {
+		pem, err := os.ReadFile(t.CA)
+		if err != nil {
+			return nil, fmt.Errorf("hub_tls.ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("hub_tls.ca %s: no PEM certificates in it", t.CA)
+		}
+	}
+	if t.Cert != "" || t.Key != "" {
+		cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+		if err != nil {
+			return nil, fmt.Errorf("hub_tls.cert/key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,253 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/mesh"
+	"github.com/trellis-edge/trellis/store"
+)
+
+// JetStreamDir is the JetStream store folder under the data dir.
+const JetStreamDir = "jetstream"
+
+// Options are what the agent gets from its process rather than its config.
+type Options struct {
+	Version string       // trellis version, reported in the inventory
+	Logger  *slog.Logger // nil discards
+	// Ready, if set, is called once the agent serves: with the device bus
+	// URL (the real port when the config asked for port 0) and the host id.
+	Ready func(clientURL, hostID string)
+}
+
+// Agent is one device agent: store, actor runtime, embedded NATS server,
+// actor RPC, control API and events. New builds nothing that runs; Run
+// starts everything and stops it all when its context ends.
+type Agent struct {
+	cfg  Config
+	opts Options
+	log  *slog.Logger
+
+	// Set by Run.
+	store    *store.Store
+	rt       *actor.Runtime
+	srv      *mesh.Server
+	nc       *nats.Conn
+	rpc      *mesh.RPC
+	ctl      *mesh.Control
+	events   *mesh.Events
+	hostID   string
+	httpAddr string
+	started  time.Time
+
+	mu     sync.Mutex // serializes actor lifecycle changes and label writes
+	labels map[string]string
+}
+
+// New validates cfg (with defaults filled in) and returns an agent ready to Run.
+func New(cfg Config, opts Options) (*Agent, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	return &Agent{cfg: cfg, opts: opts, log: log.With("subsystem", "agent")}, nil
+}
+
+// Run starts the agent and blocks until ctx ends, then stops every part in
+// reverse order. If a part fails to start, the parts already started are
+// stopped and the error is returned.
+func (a *Agent) Run(ctx context.Context) (err error) {
+	var stops []func()
+	defer func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}()
+	a.started = time.Now()
+	if err := os.MkdirAll(a.cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("agent: data dir: %w", err)
+	}
+
+	// Store and identity.
+	if a.store, err = store.Open(a.cfg.DataDir, nil); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	stops = append(stops, func() { _ = a.store.Close() })
+	kp, err := a.store.Identity()
+	if err != nil {
+		return fmt.Errorf("agent: identity: %w", err)
+	}
+	if a.hostID, err = kp.PublicKey(); err != nil {
+		return fmt.Errorf("agent: identity: %w", err)
+	}
+	kp.Wipe()
+	if len(a.cfg.Labels) > 0 {
+		if err := a.store.PutLabels(a.cfg.Labels); err != nil {
+			return fmt.Errorf("agent: labels: %w", err)
+		}
+	}
+	if a.labels, err = a.store.Labels(); err != nil {
+		return fmt.Errorf("agent: labels: %w", err)
+	}
+	log := a.log.With("host", a.hostID)
+	a.log = log
+
+	// The device bus: an embedded nats-server, a leaf of every hub.
+	hubTLS, err := tlsConfig(a.cfg.HubTLS)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	a.srv, err = mesh.StartServer(ctx, mesh.ServerOptions{
+		Name:           a.cfg.Name + "-" + a.hostID[:8],
+		Listen:         a.cfg.Listen,
+		StoreDir:       filepath.Join(a.cfg.DataDir, JetStreamDir),
+		Domain:         a.hostID,
+		Hubs:           a.cfg.Hubs,
+		HubCredentials: a.cfg.HubCredentials,
+		HubTLS:         hubTLS,
+		Logger:         log,
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	stops = append(stops, func() { a.srv.Shutdown(context.Background()) })
+	if a.nc, err = a.srv.Connect(nats.Name("trellis-agent")); err != nil {
+		return fmt.Errorf("agent: connect to the device bus: %w", err)
+	}
+	stops = append(stops, a.nc.Close)
+
+	// The actor runtime; host calls to actors that are not local go over the lattice.
+	a.rt, err = actor.New(actor.Options{
+		CacheDir:     CompileCachePath(a.cfg.DataDir),
+		Logger:       a.log,
+		Capabilities: &latticeDispatcher{nc: a.nc, lattice: a.cfg.Lattice},
+	})
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	stops = append(stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.rt.Close(ctx)
+	})
+	a.rpc = mesh.NewRPC(a.nc, a.cfg.Lattice, a.hostID, a.rt, a.log)
+	stops = append(stops, a.rpc.Close)
+	a.events = mesh.NewEvents(a.nc, a.cfg.Lattice, a.hostID, a.log)
+
+	a.restore(ctx)
+	if err := a.applyConfigActors(ctx); err != nil {
+		return err
+	}
+
+	if a.ctl, err = mesh.ServeControl(a.nc, a.cfg.Lattice, a.hostID, a.opts.Version, (*host)(a), a.log); err != nil {
+		return fmt.Errorf("agent: control api: %w", err)
+	}
+	stops = append(stops, func() { _ = a.ctl.Stop() })
+
+	if a.cfg.HTTPEnabled() {
+		addr, stop, err := a.serveHTTP()
+		if err != nil {
+			return err
+		}
+		a.httpAddr = addr
+		stops = append(stops, stop)
+	}
+
+	_ = a.events.Publish(ctx, mesh.EventHostStarted, a.inventory(ctx))
+	stops = append(stops, func() {
+		_ = a.events.Publish(context.Background(), mesh.EventHostStopping, a.inventory(context.Background()))
+	})
+	hbCtx, hbStop := context.WithCancel(ctx)
+	var hb sync.WaitGroup
+	hb.Go(func() { a.events.RunHeartbeat(hbCtx, a.cfg.HeartbeatInterval, a.inventory) })
+	stops = append(stops, func() { hbStop(); hb.Wait() })
+
+	log.Info("agent serving", "name", a.cfg.Name, "lattice", a.cfg.Lattice, "listen", a.srv.ClientURL(),
+		"hubs", len(a.cfg.Hubs), "actors", len(a.rt.Actors()), "engine", actor.EngineName(), "http", a.httpAddr)
+	if a.opts.Ready != nil {
+		a.opts.Ready(a.srv.ClientURL(), a.hostID)
+	}
+	<-ctx.Done()
+	log.Info("agent stopping")
+	return nil
+}
+
+// restore starts every actor the store says was running. One that fails is
+// reported and skipped: the others still start.
+func (a *Agent) restore(ctx context.Context) {
+	recs, err := a.store.Actors()
+	if err != nil {
+		a.log.Error("reading actors from the store", "err", err)
+	}
+	for _, rec := range recs {
+		wasm, err := a.store.Artifact(rec.Artifact)
+		if err == nil {
+			err = a.startActor(ctx, rec.Name, wasm, limitsFromStore(rec.Limits))
+		}
+		if err != nil {
+			a.log.Error("restoring actor", "actor", rec.Name, "err", err)
+			_ = a.events.Publish(ctx, mesh.EventActorFailed, map[string]string{"actor": rec.Name, "error": err.Error()})
+			continue
+		}
+		a.log.Info("actor restored", "actor", rec.Name, "revision", rec.Revision)
+	}
+}
+
+// applyConfigActors starts (or updates) the actors named in the config and
+// on the command line, and records them in the store.
+func (a *Agent) applyConfigActors(ctx context.Context) error {
+	for _, ac := range a.cfg.Actors {
+		wasm, err := os.ReadFile(ac.Module)
+		if err != nil {
+			return fmt.Errorf("agent: actor %s: %w", ac.Name, err)
+		}
+		if existing, ok := a.rt.Actor(ac.Name); ok && existing.Digest() == store.DigestOf(wasm).String() && existing.Limits() == ac.Limits.WithDefaults() {
+			continue // restored from the store, unchanged
+		}
+		req := mesh.StartActor{Name: ac.Name, Module: wasm, Limits: limitsToWire(ac.Limits)}
+		if _, ok := a.rt.Actor(ac.Name); ok {
+			err = (*host)(a).UpdateActor(ctx, req)
+		} else {
+			err = (*host)(a).StartActor(ctx, req)
+		}
+		if err != nil {
+			return fmt.Errorf("agent: actor %s (%s): %w", ac.Name, ac.Module, err)
+		}
+	}
+	return nil
+}
+
+// startActor starts an actor in the runtime and serves it on the lattice.
+func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits actor.Limits) error {
+	if _, err := a.rt.Start(ctx, name, wasm, limits); err != nil {
+		return err
+	}
+	if err := a.rpc.Serve(name); err != nil {
+		_ = a.rt.Stop(ctx, name)
+		return err
+	}
+	return nil
+}
+
+// HostID returns the host's id (its public nkey) once Run has started.
+func (a *Agent) HostID() string { return a.hostID }
+
+// HTTPAddr returns the address of /healthz and /metrics once Run has
+// started ("" when disabled).
+func (a *Agent) HTTPAddr() string { return a.httpAddr }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/trellis-edge/trellis/mesh"
+)
+
+// Multi-process tests: real `trellis hub` and `trellis agent` processes on
+// loopback (port 0 everywhere), driven by the CLI and, where installed, by
+// the real nats CLI.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// trellisBinary builds the command once per test run.
+func trellisBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "trellis-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "trellis")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = err
+			t.Logf("%s", out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("building trellis: %v", buildErr)
+	}
+	return binPath
+}
+
+// process is a running trellis process whose output is scanned for a pattern.
+type process struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  strings.Builder
+	seen chan []string
+}
+
+// spawn starts `trellis args...` and waits until a line of its output
+// matches re, returning the submatches.
+func spawn(t *testing.T, re *regexp.Regexp, args ...string) []string {
+	t.Helper()
+	cmd := exec.Command(trellisBinary(t), args...)
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, seen: make(chan []string, 1)}
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sent := false
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
+			if m := re.FindStringSubmatch(line); m != nil && !sent {
+				p.seen <- m
+				sent = true
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("trellis %s did not stop on SIGTERM", args[0])
+		}
+		pw.Close()
+	})
+	select {
+	case m := <-p.seen:
+		return m
+	case <-time.After(60 * time.Second):
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		t.Fatalf("trellis %v never printed %s:\n%s", args, re, p.out.String())
+	}
+	return nil
+}
+
+var (
+	hubLine   = regexp.MustCompile(`hub: clients (nats://\S+), leaf nodes (nats-leaf://\S+)`)
+	agentLine = regexp.MustCompile(`msg="agent serving".* listen=(nats://\S+)`)
+)
+
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command(trellisBinary(t), args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestProcesses(t *testing.T) {
+	hub := spawn(t, hubLine, "hub", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--leaf-listen", "127.0.0.1:0")
+	hubURL, leafURL := hub[1], hub[2]
+	var agentURLs []string
+	for i, actorSpec := range []string{"", "", "echo=" + fixtures + "echo.wasm"} {
+		args := []string{"agent", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--hub", leafURL,
+			"--name", "dev" + string(rune('a'+i)), "--label", "site=test"}
+		if actorSpec != "" {
+			args = append(args, "--actor", actorSpec)
+		}
+		agentURLs = append(agentURLs, spawn(t, agentLine, args...)[1])
+	}
+
+	// A call from the hub side and from device a reaches echo on device c.
+	for _, url := range []string{hubURL, agentURLs[0]} {
+		var out string
+		var err error
+		for range 200 {
+			if out, err = runCLI(t, "call", "--server", url, "echo", "echo", "across processes"); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil || out != "across processes" {
+			t.Fatalf("trellis call via %s: %q, %v", url, out, err)
+		}
+	}
+
+	// get hosts -o json lists the three agents.
+	var invs []mesh.Inventory
+	for range 100 {
+		out, err := runCLI(t, "get", "hosts", "-o", "json", "--server", hubURL)
+		if err != nil {
+			t.Fatalf("get hosts: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal([]byte(out), &invs); err != nil {
+			t.Fatalf("get hosts -o json: %v\n%s", err, out)
+		}
+		if len(invs) == 3 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(invs) != 3 || invs[0].Host.Labels["site"] != "test" {
+		t.Fatalf("get hosts: %+v", invs)
+	}
+	out, err := runCLI(t, "get", "actors", "--server", hubURL)
+	if err != nil || !strings.Contains(out, "echo") || !strings.Contains(out, "devc") {
+		t.Fatalf("get actors: %v\n%s", err, out)
+	}
+
+	t.Run("nats CLI", func(t *testing.T) {
+		nats, err := exec.LookPath("nats")
+		if err != nil {
+			if os.Getenv("TRELLIS_REQUIRE_NATS_CLI") != "" {
+				t.Fatal("nats CLI not on PATH, and TRELLIS_REQUIRE_NATS_CLI is set (.ci/run installs it)")
+			}
+			t.Skip("nats CLI not installed: go install github.com/nats-io/natscli/nats@v0.5.1")
+		}
+		out, err := exec.Command(nats, "micro", "ls", "--server", hubURL, "--json").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nats micro ls: %v\n%s", err, out)
+		}
+		if n := strings.Count(string(out), mesh.ControlServiceName); n < 3 {
+			t.Fatalf("nats micro ls lists %d trellis agents, want 3:\n%s", n, out)
+		}
+		out, err = exec.Command(nats, "server", "check", "request", "--server", hubURL,
+			"--subject", mesh.RPCSubject(mesh.DefaultLattice, "echo", "echo"),
+			"--payload", "interop", "--match-payload", "^interop$").CombinedOutput()
+		if err != nil {
+			t.Fatalf("nats server check request: %v\n%s", err, out)
+		}
+	})
+}
+
+// BenchmarkAgentIdleRSS measures the resident memory of an idle `trellis
+// agent` process (embedded NATS leaf + JetStream + one tiny actor), built
+// as released (stripped). Budget: ≤ 25 MB.
+func BenchmarkAgentIdleRSS(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "trellis")
+	if out, err := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build: %v\n%s", err, out)
+	}
+	for b.Loop() {
+		cmd := exec.Command(bin, "agent", "--data", b.TempDir(), "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+			"--hub", "nats-leaf://127.0.0.1:1", "--actor", "echo="+fixtures+"echo.wasm", "--log-level", "warn")
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		time.Sleep(5 * time.Second) // idle: started, JetStream up, nothing to do
+		status, err := os.ReadFile(filepath.Join("/proc", fmt.Sprint(cmd.Process.Pid), "status"))
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				var n float64
+				fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(kb), " kB"), &n)
+				b.ReportMetric(n/1024, "RSS-MiB")
+			}
+		}
+	}
+}
