@@ -18,10 +18,8 @@ help: ## list the targets
 build: ## build bin/trellis for this machine
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/trellis
 
-run: ## build the echo actor and call it through `trellis run` (becomes `trellis dev` with the lattice)
-	$(GOWASM) -o examples/actors/echo/echo.wasm ./examples/actors/echo
-	$(GO) run ./cmd/trellis run examples/actors/echo/echo.wasm echo "hello from a Trellis actor"
-	@echo
+run: ## run `trellis dev`: a hub, an agent and the example actors on 127.0.0.1 (Ctrl-C stops)
+	$(GO) run ./cmd/trellis dev
 
 test: ## run every test with the race detector
 	$(GO) test -race -shuffle=on ./...
