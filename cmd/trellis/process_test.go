@@ -168,6 +168,23 @@ func TestProcesses(t *testing.T) {
 		t.Fatalf("get actors: %v\n%s", err, out)
 	}
 
+	t.Run("bench call", func(t *testing.T) {
+		out, err := runCLI(t, "bench", "call", "echo", "echo", "--server", hubURL, "--clients", "3", "--calls", "300", "--size", "32", "-o", "json")
+		if err != nil {
+			t.Fatalf("bench call: %v\n%s", err, out)
+		}
+		var r benchResult
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("bench call -o json: %v\n%s", err, out)
+		}
+		if r.OK != 300 || r.Failed != 0 || r.PerSecond <= 0 || r.P50 <= 0 || r.P99 < r.P50 || r.Max < r.P99 {
+			t.Fatalf("bench result %+v", r)
+		}
+		out, err = runCLI(t, "bench", "call", "nobody", "op", "--server", hubURL, "--clients", "1", "--calls", "3")
+		if err == nil || !strings.Contains(out, "3 calls failed") {
+			t.Fatalf("bench of a missing actor: %v\n%s", err, out)
+		}
+	})
 	t.Run("nats CLI", func(t *testing.T) {
 		nats, err := exec.LookPath("nats")
 		if err != nil {
