@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/trellis-edge/trellis/agent"
+	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/mesh"
 )
 
@@ -50,7 +51,7 @@ func startHub(t *testing.T, leafListen string) *mesh.Server {
 }
 
 // startAgent runs an agent until the test ends (or stop is called).
-func startAgent(t *testing.T, name, data string, hubs []string, actors ...agent.ActorConfig) *testAgent {
+func startAgent(t testing.TB, name, data string, hubs []string, actors ...agent.ActorConfig) *testAgent {
 	t.Helper()
 	if data == "" {
 		data = t.TempDir()
@@ -96,7 +97,7 @@ func startAgent(t *testing.T, name, data string, hubs []string, actors ...agent.
 	return ta
 }
 
-func connect(t *testing.T, url string) *nats.Conn {
+func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	if err != nil {
@@ -349,3 +350,5 @@ func TestUplinkLoss(t *testing.T) {
 	eventually(t, "a reaches b again", func() error { _, _, err := call(ctx, a.nc, "echo-b", "echo", "x"); return err })
 	eventually(t, "b reaches a again", func() error { _, _, err := call(ctx, b.nc, "echo-a", "echo", "x"); return err })
 }
+
+func actorLimits(maxInstances int) actor.Limits { return actor.Limits{MaxInstances: maxInstances} }

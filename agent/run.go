@@ -248,6 +248,11 @@ func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits
 // HostID returns the host's id (its public nkey) once Run has started.
 func (a *Agent) HostID() string { return a.hostID }
 
+// Connect opens an in-process connection to the device bus (no TCP), as
+// the agent's own parts use; for programs that embed the agent. Run must
+// have started.
+func (a *Agent) Connect(opts ...nats.Option) (*nats.Conn, error) { return a.srv.Connect(opts...) }
+
 // HTTPAddr returns the address of /healthz and /metrics once Run has
 // started ("" when disabled).
 func (a *Agent) HTTPAddr() string { return a.httpAddr }
