@@ -168,6 +168,55 @@ func TestProcesses(t *testing.T) {
 		t.Fatalf("get actors: %v\n%s", err, out)
 	}
 
+	t.Run("actor start, scale, stop on one host", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"actor", "start", "hello", helloWasm, "--host", "deva", "--max-instances", "2"},
+			{"actor", "scale", "hello", "--host", "deva", "--max-instances", "3"},
+		} {
+			if out, err := runCLI(t, append(args, "--server", hubURL)...); err != nil {
+				t.Fatalf("%v: %v\n%s", args, err, out)
+			}
+		}
+		out, err := runCLI(t, "call", "--server", hubURL, "--host", "deva", "hello", "hello", "cli")
+		if err != nil || out != "Hello, cli!" {
+			t.Fatalf("call after actor start: %q, %v", out, err)
+		}
+		out, err = runCLI(t, "actor", "update", "hello", fixtures+"noexport.wasm", "--host", "deva", "--server", hubURL)
+		if err == nil || !strings.Contains(out, "__guest_call") {
+			t.Fatalf("update with a broken module: %v\n%s", err, out)
+		}
+		if out, err := runCLI(t, "call", "--server", hubURL, "hello", "hello", "still"); err != nil || out != "Hello, still!" {
+			t.Fatalf("after the failed update: %q, %v", out, err)
+		}
+		if out, err := runCLI(t, "actor", "stop", "hello", "--host", "deva", "--server", hubURL); err != nil {
+			t.Fatalf("actor stop: %v\n%s", err, out)
+		}
+		out, err = runCLI(t, "call", "--server", hubURL, "hello", "hello", "gone")
+		if err == nil || !strings.Contains(out, "not_found") && !strings.Contains(out, "no ") {
+			t.Fatalf("call after stop: %v\n%s", err, out)
+		}
+	})
+	t.Run("nats context", func(t *testing.T) {
+		cfg := t.TempDir()
+		ctxDir := filepath.Join(cfg, "nats", "context")
+		if err := os.MkdirAll(ctxDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ctxDir, "lab.json"), []byte(`{"url": "`+hubURL+`"}`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(trellisBinary(t), "call", "--context", "lab", "echo", "echo", "via context")
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfg)
+		out, err := cmd.CombinedOutput()
+		if err != nil || string(out) != "via context" {
+			t.Fatalf("call --context lab: %q, %v", out, err)
+		}
+		cmd = exec.Command(trellisBinary(t), "call", "--context", "nope", "echo", "echo", "x")
+		cmd.Env = append(os.Environ(), "XDG_CONFIG_HOME="+cfg)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `nats context "nope"`) {
+			t.Fatalf("missing context: %v\n%s", err, out)
+		}
+	})
 	t.Run("bench call", func(t *testing.T) {
 		out, err := runCLI(t, "bench", "call", "echo", "echo", "--server", hubURL, "--clients", "3", "--calls", "300", "--size", "32", "-o", "json")
 		if err != nil {
@@ -239,4 +288,51 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 			}
 		}
 	}
+}
+
+// TestDevStopsCleanly runs `trellis dev` from the repository root, calls its
+// example actors, and stops it with Ctrl-C (SIGINT): it must exit 0.
+func TestDevStopsCleanly(t *testing.T) {
+	cmd := exec.Command(trellisBinary(t), "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	cmd.Dir = "../.."
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(pr)
+	re := regexp.MustCompile(`device bus\s+(nats://\S+)`)
+	var url string
+	var out strings.Builder
+	for url == "" && lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if m := re.FindStringSubmatch(lines.Text()); m != nil {
+			url = m[1]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if url == "" {
+		t.Fatalf("trellis dev never printed its device bus:\n%s", out.String())
+	}
+	for actor, want := range map[string][]string{"echo": {"echo", "hi", "hi"}, "hello": {"hello", "dev", "Hello, dev!"}} {
+		got, err := runCLI(t, "call", "--server", url, actor, want[0], want[1])
+		if err != nil || got != want[2] {
+			t.Fatalf("call %s on trellis dev: %q, %v", actor, got, err)
+		}
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("trellis dev after Ctrl-C: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("trellis dev did not stop on Ctrl-C")
+	}
+	pw.Close()
 }
