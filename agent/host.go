@@ -240,26 +240,19 @@ func limitsFromWire(l mesh.ActorLimits) actor.Limits {
 	}
 }
 
-func limitsToWire(l actor.Limits) mesh.ActorLimits {
+// WireLimits returns actor limits as the control API carries them.
+func WireLimits(l actor.Limits) mesh.ActorLimits {
 	return mesh.ActorLimits{
 		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: mesh.Duration(l.CallTimeout),
 		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload, MaxHostCalls: l.MaxHostCalls,
 	}
 }
 
-func limitsFromStore(l store.Limits) actor.Limits {
-	return actor.Limits{
-		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: l.CallTimeout,
-		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload,
-	}
-}
+// store.Limits mirrors actor.Limits field for field (the store may not
+// import the runtime), so these are conversions the compiler checks.
+func limitsFromStore(l store.Limits) actor.Limits { return actor.Limits(l) }
 
-func limitsToStore(l actor.Limits) store.Limits {
-	return store.Limits{
-		MaxInstances: l.MaxInstances, MemoryPages: l.MemoryPages, CallTimeout: l.CallTimeout,
-		MaxRequest: l.MaxRequest, MaxResponse: l.MaxResponse, MaxHostPayload: l.MaxHostPayload,
-	}
-}
+func limitsToStore(l actor.Limits) store.Limits { return store.Limits(l) }
 
 // tlsConfig loads the PEM files of a TLS connection; nil when none is set.
 func tlsConfig(t TLSConfig) (*tls.Config, error) {

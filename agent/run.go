@@ -220,7 +220,7 @@ func (a *Agent) applyConfigActors(ctx context.Context) error {
 		if existing, ok := a.rt.Actor(ac.Name); ok && existing.Digest() == store.DigestOf(wasm).String() && existing.Limits() == ac.Limits.WithDefaults() {
 			continue // restored from the store, unchanged
 		}
-		req := mesh.StartActor{Name: ac.Name, Module: wasm, Limits: limitsToWire(ac.Limits)}
+		req := mesh.StartActor{Name: ac.Name, Module: wasm, Limits: WireLimits(ac.Limits)}
 		if _, ok := a.rt.Actor(ac.Name); ok {
 			err = (*host)(a).UpdateActor(ctx, req)
 		} else {

@@ -41,6 +41,8 @@ type Limits struct {
 	MaxResponse int
 	// MaxHostPayload caps a payload the actor sends to a capability, in bytes.
 	MaxHostPayload int
+	// MaxHostCalls caps the host calls of one call.
+	MaxHostCalls int
 }
 
 // maxActorNameLen keeps a name within one DNS label and short as a subject token.

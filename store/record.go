@@ -33,6 +33,7 @@ type limitsRecord struct {
 	MaxRequest     int64  `msgpack:"q,omitempty"`
 	MaxResponse    int64  `msgpack:"s,omitempty"`
 	MaxHostPayload int64  `msgpack:"h,omitempty"`
+	MaxHostCalls   int64  `msgpack:"c,omitempty"`
 }
 
 // encodeActor returns the stored form of a.
@@ -48,6 +49,7 @@ func encodeActor(a Actor) ([]byte, error) {
 			MaxRequest:     int64(a.Limits.MaxRequest),
 			MaxResponse:    int64(a.Limits.MaxResponse),
 			MaxHostPayload: int64(a.Limits.MaxHostPayload),
+			MaxHostCalls:   int64(a.Limits.MaxHostCalls),
 		},
 		UpdatedAt: &a.UpdatedAt,
 	}
@@ -106,6 +108,7 @@ func decodeActor(b []byte) (Actor, error) {
 		{"MaxRequest", rec.Limits.MaxRequest, &a.Limits.MaxRequest},
 		{"MaxResponse", rec.Limits.MaxResponse, &a.Limits.MaxResponse},
 		{"MaxHostPayload", rec.Limits.MaxHostPayload, &a.Limits.MaxHostPayload},
+		{"MaxHostCalls", rec.Limits.MaxHostCalls, &a.Limits.MaxHostCalls},
 	} {
 		// On 32-bit ARM an int holds less than a stored int64.
 		if int64(int(f.src)) != f.src {

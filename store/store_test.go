@@ -138,7 +138,7 @@ func TestReopenPersists(t *testing.T) {
 	}
 	want := []Actor{
 		{Name: "echo", Artifact: d, Revision: 7, Limits: Limits{MaxInstances: 4, MemoryPages: 32,
-			CallTimeout: 2 * time.Second, MaxRequest: 1 << 20, MaxResponse: 2 << 20, MaxHostPayload: 64 << 10}},
+			CallTimeout: 2 * time.Second, MaxRequest: 1 << 20, MaxResponse: 2 << 20, MaxHostPayload: 64 << 10, MaxHostCalls: 500}},
 		{Name: "thermostat", Artifact: d, Revision: 1},
 	}
 	for _, a := range want {

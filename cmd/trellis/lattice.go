@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/trellis-edge/trellis/agent"
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/mesh"
 )
@@ -304,10 +305,7 @@ func newActorCmd(io *streams) *cobra.Command {
 		if maxInst > 0 {
 			limits.MaxInstances = maxInst
 		}
-		return mesh.StartActor{Name: args[0], Module: wasm, Limits: mesh.ActorLimits{
-			MaxInstances: limits.MaxInstances, MemoryPages: limits.MemoryPages, CallTimeout: mesh.Duration(limits.CallTimeout),
-			MaxRequest: limits.MaxRequest, MaxResponse: limits.MaxResponse, MaxHostPayload: limits.MaxHostPayload, MaxHostCalls: limits.MaxHostCalls,
-		}}, nil
+		return mesh.StartActor{Name: args[0], Module: wasm, Limits: agent.WireLimits(limits)}, nil
 	}
 	start := &cobra.Command{
 		Use: "start NAME MODULE.wasm", Short: "Start an actor on a host (it is restored there after a restart)",
