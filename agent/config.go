@@ -607,6 +607,17 @@ func (d *configDecoder) mapping(n *yaml.Node, path string, fields []field) {
 		d.fail(n, path, "", "want %s", what)
 		return
 	}
+	names := fieldNames(fields)
+	d.eachField(n, path, names, func(k, v *yaml.Node, p string) {
+		j := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
+		fields[j].decode(v, p)
+	})
+}
+
+// eachField calls f with each key, value and path of mapping n whose key is
+// one of known, and reports the rest: keys that are not names, duplicates,
+// unknown fields (with a suggestion).
+func (d *configDecoder) eachField(n *yaml.Node, path string, known []string, f func(k, v *yaml.Node, p string)) {
 	seen := make(map[string]int)
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), n.Content[i+1]
@@ -620,13 +631,12 @@ func (d *configDecoder) mapping(n *yaml.Node, path string, fields []field) {
 			continue
 		}
 		seen[k.Value] = k.Line
-		j := slices.IndexFunc(fields, func(f field) bool { return f.name == k.Value })
-		if j < 0 {
-			d.fail(k, p, "", "unknown field%s", suggest(k.Value, fieldNames(fields)))
+		if !slices.Contains(known, k.Value) {
+			d.fail(k, p, "", "unknown field%s", suggest(k.Value, known))
 			continue
 		}
 		d.lines[p] = k.Line
-		fields[j].decode(v, p)
+		f(k, v, p)
 	}
 }
 
@@ -850,30 +860,14 @@ func (d *configDecoder) limits(dst *actor.Limits) func(*yaml.Node, string) {
 		actorPath := strings.TrimSuffix(path, ".limits")
 		known := limitFields()
 		var l actor.Limits
-		seen := make(map[string]int)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
-			if k.Kind != yaml.ScalarNode {
-				d.fail(k, path, "", "want a field name, not a %s", kindName(k))
-				continue
-			}
-			p := join(path, k.Value)
-			if first, dup := seen[k.Value]; dup {
-				d.fail(k, p, "", "duplicate field; first set on line %d", first)
-				continue
-			}
-			seen[k.Value] = k.Line
-			if !slices.Contains(known, k.Value) {
-				d.fail(k, p, "", "unknown field%s", suggest(k.Value, known))
-				continue
-			}
-			d.lines[p] = k.Line
+		d.eachField(n, path, known, func(k, v *yaml.Node, p string) {
+			v = resolve(v)
 			if isNull(v) {
-				continue // the default, as for every other field
+				return // the default, as for every other field
 			}
 			if v.Kind != yaml.ScalarNode {
 				d.fail(v, p, "", "want a value, not a %s", kindName(v))
-				continue
+				return
 			}
 			one, err := parseLimit(k, v, 0)
 			if err != nil {
@@ -885,10 +879,10 @@ func (d *configDecoder) limits(dst *actor.Limits) func(*yaml.Node, string) {
 				// value of the wrong type the line too.
 				d.add(&FieldError{Line: k.Line, Field: actorPath, Err: err,
 					lineInErr: strings.Contains(err.Error(), fmt.Sprintf("(line %d)", v.Line))})
-				continue
+				return
 			}
 			mergeLimits(&l, one)
-		}
+		})
 		*dst = l
 	}
 }
