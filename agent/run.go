@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -123,6 +125,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		HubTLS:         hubTLS,
 		Logger:         log,
 	})
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("agent: %w (another program uses %s: choose another --listen address, or port 0 for a free one)", err, a.cfg.Listen)
+	}
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
