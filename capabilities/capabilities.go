@@ -34,6 +34,7 @@ type Call struct {
 	Contract  string // the namespace: a contract id
 	Operation string
 	Payload   []byte // msgpack for the native contracts
+	Grants    Grants // the calling actor's grants, for the handler's fine-grained checks
 }
 
 // Handler serves the operations of one contract for every actor. The

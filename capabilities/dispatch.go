@@ -1,0 +1,142 @@
+package capabilities
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Dispatcher routes actors' host calls to contract handlers, after checking
+// the calling actor's grants. Handlers and grants can be replaced while
+// actors run (a provider swap, a config reload): a call uses whatever is
+// registered when it starts.
+type Dispatcher struct {
+	mu       sync.RWMutex
+	handlers map[string]Handler // by namespace: contract ids and their aliases
+	grants   map[string]Grants  // by actor
+
+	denied   func(ctx context.Context, call Call, reason string)
+	nDenied  atomic.Uint64
+	nUnknown atomic.Uint64
+}
+
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	// Denied is told of every denied call (the agent publishes an event);
+	// it must not block. Nil ignores them.
+	Denied func(ctx context.Context, call Call, reason string)
+}
+
+// NewDispatcher returns a dispatcher with no handlers and no grants: every
+// call but trellis:log and trellis:numbergen is denied until both exist.
+func NewDispatcher(opts DispatcherOptions) *Dispatcher {
+	return &Dispatcher{handlers: map[string]Handler{}, grants: map[string]Grants{}, denied: opts.Denied}
+}
+
+// Register serves namespace with h, replacing any handler it had. A
+// compatibility namespace (wasmcloud:keyvalue) is registered under its own
+// name with the handler that translates it.
+func (d *Dispatcher) Register(namespace string, h Handler) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if h == nil {
+		delete(d.handlers, namespace)
+		return
+	}
+	d.handlers[namespace] = h
+}
+
+// SetGrants replaces an actor's grants after validating them on their own.
+func (d *Dispatcher) SetGrants(actor string, g Grants) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("actor %s: %w", actor, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.grants[actor] = g
+	return nil
+}
+
+// RemoveGrants forgets an actor's grants (it was stopped).
+func (d *Dispatcher) RemoveGrants(actor string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.grants, actor)
+}
+
+// Grants returns an actor's grants.
+func (d *Dispatcher) Grants(actor string) (Grants, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	g, ok := d.grants[actor]
+	return g, ok
+}
+
+// Handles reports whether namespace has a handler.
+func (d *Dispatcher) Handles(namespace string) bool {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	_, ok := d.handlers[namespace]
+	return ok
+}
+
+// DispatchStats counts refused calls.
+type DispatchStats struct {
+	Denied  uint64 // calls without a grant
+	Unknown uint64 // calls to a namespace no handler serves
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() DispatchStats {
+	return DispatchStats{Denied: d.nDenied.Load(), Unknown: d.nUnknown.Load()}
+}
+
+// Dispatch serves one host call: the actor must hold a grant for the
+// contract (the handler checks the fine grain), and a handler must serve
+// the namespace. A denial never reaches a provider.
+func (d *Dispatcher) Dispatch(ctx context.Context, call Call) ([]byte, error) {
+	d.mu.RLock()
+	h, served := d.handlers[call.Contract]
+	g := d.grants[call.Actor]
+	d.mu.RUnlock()
+	if !served {
+		d.nUnknown.Add(1)
+		return nil, fmt.Errorf("%w: namespace %q: no capability provides it on this host", ErrDenied, call.Contract)
+	}
+	if !g.Allows(contractOf(call.Contract)) {
+		d.nDenied.Add(1)
+		reason := fmt.Sprintf("actor %s has no grant for %s", call.Actor, call.Contract)
+		if d.denied != nil {
+			d.denied(ctx, call, reason)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDenied, reason)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	call.Grants = g
+	return h.Handle(ctx, call)
+}
+
+// compat maps compatibility namespaces to the native contract whose grant
+// they need.
+var compat = map[string]string{
+	"wasmcloud:keyvalue":          KV,
+	"wascc:keyvalue":              KV,
+	"wasmcloud:messaging":         Messaging,
+	"wascc:messaging":             Messaging,
+	"wasmcloud:httpserver":        HTTP,
+	"wascc:http_server":           HTTP,
+	"wasmcloud:builtin:logging":   Log,
+	"wascc:logging":               Log,
+	"wasmcloud:builtin:numbergen": Numbergen,
+}
+
+// contractOf returns the native contract a namespace is granted as.
+func contractOf(namespace string) string {
+	if c, ok := compat[namespace]; ok {
+		return c
+	}
+	return namespace
+}
