@@ -1,0 +1,70 @@
+package numbergen
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"regexp"
+	"testing"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/trellis-edge/trellis/capabilities"
+)
+
+func TestNumbergen(t *testing.T) {
+	h := Handler{}
+	ctx := context.Background()
+	out, err := h.Handle(ctx, capabilities.Call{Operation: OpGenerateGuid})
+	var g string
+	if err != nil || msgpack.Unmarshal(out, &g) != nil {
+		t.Fatalf("guid: %v", err)
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(g) {
+		t.Fatalf("guid %q is not a version 4 UUID", g)
+	}
+	seen := map[uint32]bool{}
+	for range 2000 {
+		payload, _ := msgpack.Marshal(Range{Min: 10, Max: 13})
+		out, err := h.Handle(ctx, capabilities.Call{Operation: OpRandomInRange, Payload: payload})
+		var n uint32
+		if err != nil || msgpack.Unmarshal(out, &n) != nil || n < 10 || n > 13 {
+			t.Fatalf("in range: %d, %v", n, err)
+		}
+		seen[n] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("2000 draws from [10,13] gave only %v", seen)
+	}
+	payload, _ := msgpack.Marshal(Range{Min: 5, Max: 1})
+	if _, err := h.Handle(ctx, capabilities.Call{Operation: OpRandomInRange, Payload: payload}); !errors.Is(err, capabilities.ErrBadPayload) {
+		t.Fatalf("min over max: %v", err)
+	}
+	if _, err := h.Handle(ctx, capabilities.Call{Operation: OpRandomInRange, Payload: []byte{0xc1}}); !errors.Is(err, capabilities.ErrBadPayload) {
+		t.Fatalf("garbage: %v", err)
+	}
+	if _, err := h.Handle(ctx, capabilities.Call{Operation: "Roll"}); !errors.Is(err, capabilities.ErrUnknownOperation) {
+		t.Fatalf("unknown op: %v", err)
+	}
+	if n, err := InRange(rand.Reader, 0, ^uint32(0)); err != nil {
+		t.Fatal(err, n)
+	}
+}
+
+func FuzzRandomInRange(f *testing.F) {
+	good, _ := msgpack.Marshal(Range{Min: 1, Max: 6})
+	f.Add(good)
+	f.Add([]byte{0x80})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		out, err := Handler{}.Handle(context.Background(), capabilities.Call{Operation: OpRandomInRange, Payload: payload})
+		if err != nil {
+			return
+		}
+		var r Range
+		_ = msgpack.Unmarshal(payload, &r)
+		var n uint32
+		if msgpack.Unmarshal(out, &n) != nil || n < r.Min || n > r.Max {
+			t.Fatalf("%d outside [%d, %d]", n, r.Min, r.Max)
+		}
+	})
+}
