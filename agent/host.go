@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/numbergen"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -211,17 +213,27 @@ func (a *Agent) failed(ctx context.Context, name string, err error) {
 	_ = a.events.Publish(ctx, mesh.EventActorFailed, map[string]any{"actor": name, "error": err.Error()})
 }
 
-// latticeDispatcher serves host calls to actors that do not run on this
-// device: they go over the lattice, to whichever host runs them.
-type latticeDispatcher struct {
+// hostCalls serves the host calls the runtime does not serve itself (the
+// log and local actors): granted capabilities first, then actors elsewhere
+// on the lattice. Anything else is denied.
+type hostCalls struct {
+	caps    *capabilities.Dispatcher
 	nc      *nats.Conn
 	lattice string
 }
 
-func (d *latticeDispatcher) Dispatch(ctx context.Context, call actor.HostCall) ([]byte, error) {
-	if actor.ValidateName(call.Namespace) != nil {
-		return nil, &actor.CallError{Code: actor.CodeDenied, Message: fmt.Sprintf(
-			"namespace %q denied: no capability or actor by that name", call.Namespace)}
+func (d *hostCalls) Dispatch(ctx context.Context, call actor.HostCall) ([]byte, error) {
+	// A capability, or a namespace that cannot be an actor name (so the
+	// dispatcher denies and reports it).
+	if d.caps.Handles(call.Namespace) || actor.ValidateName(call.Namespace) != nil {
+		resp, err := d.caps.Dispatch(ctx, capabilities.Call{
+			Actor: call.Caller, Binding: call.Binding, Contract: call.Namespace,
+			Operation: call.Operation, Payload: call.Payload,
+		})
+		if errors.Is(err, capabilities.ErrDenied) {
+			return nil, &actor.CallError{Code: actor.CodeDenied, Message: err.Error()}
+		}
+		return resp, err
 	}
 	resp, _, err := mesh.Call(ctx, d.nc, d.lattice, call.Namespace, call.Operation, call.Payload)
 	var re *mesh.RemoteError
@@ -229,6 +241,26 @@ func (d *latticeDispatcher) Dispatch(ctx context.Context, call actor.HostCall) (
 		return nil, &actor.CallError{Code: actor.Code(re.Code), Actor: call.Namespace, Operation: call.Operation, Message: re.Message}
 	}
 	return resp, err
+}
+
+// EventCapabilityDenied is published when an actor calls a capability it
+// has no grant for.
+const EventCapabilityDenied = "dev.trellis.capability.denied"
+
+// newCapabilities returns the dispatcher with this device's providers.
+func (a *Agent) newCapabilities() *capabilities.Dispatcher {
+	d := capabilities.NewDispatcher(capabilities.DispatcherOptions{
+		Denied: func(ctx context.Context, call capabilities.Call, reason string) {
+			a.log.Warn("capability denied", "actor", call.Actor, "namespace", call.Contract, "operation", call.Operation)
+			if a.events != nil {
+				_ = a.events.Publish(ctx, EventCapabilityDenied, map[string]string{
+					"actor": call.Actor, "namespace": call.Contract, "operation": call.Operation, "reason": reason,
+				})
+			}
+		},
+	})
+	d.Register(capabilities.Numbergen, numbergen.Handler{})
+	return d
 }
 
 // Limit conversions between the runtime, the store and the wire.

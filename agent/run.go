@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -47,6 +48,7 @@ type Agent struct {
 	rpc      *mesh.RPC
 	ctl      *mesh.Control
 	events   *mesh.Events
+	caps     *capabilities.Dispatcher
 	hostID   string
 	httpAddr string
 	started  time.Time
@@ -137,11 +139,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	stops = append(stops, a.nc.Close)
 
-	// The actor runtime; host calls to actors that are not local go over the lattice.
+	// The actor runtime: host calls go to granted capabilities, and to
+	// actors that are not local over the lattice.
+	a.caps = a.newCapabilities()
 	a.rt, err = actor.New(actor.Options{
 		CacheDir:     CompileCachePath(a.cfg.DataDir),
 		Logger:       a.log,
-		Capabilities: &latticeDispatcher{nc: a.nc, lattice: a.cfg.Lattice},
+		Capabilities: &hostCalls{caps: a.caps, nc: a.nc, lattice: a.cfg.Lattice},
 	})
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

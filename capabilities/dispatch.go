@@ -102,7 +102,11 @@ func (d *Dispatcher) Dispatch(ctx context.Context, call Call) ([]byte, error) {
 	d.mu.RUnlock()
 	if !served {
 		d.nUnknown.Add(1)
-		return nil, fmt.Errorf("%w: namespace %q: no capability provides it on this host", ErrDenied, call.Contract)
+		reason := fmt.Sprintf("namespace %q: no capability or actor by that name on this host", call.Contract)
+		if d.denied != nil {
+			d.denied(ctx, call, reason)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDenied, reason)
 	}
 	if !g.Allows(contractOf(call.Contract)) {
 		d.nDenied.Add(1)
