@@ -17,6 +17,7 @@ import (
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/kv"
 	"github.com/trellis-edge/trellis/capabilities/numbergen"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
@@ -260,6 +261,7 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 		},
 	})
 	d.Register(capabilities.Numbergen, numbergen.Handler{})
+	d.Register(capabilities.KV, kv.Handler{Store: a.store})
 	return d
 }
 

@@ -136,9 +136,8 @@ func TestIdentityKeptWhenCorrupt(t *testing.T) {
 	}
 }
 
-// TestMigrateV1 builds a schema-1 file (the current file with the version set
-// back and the buckets of schema 2 removed, which is exactly what schema 1
-// was), and checks that Open upgrades it and keeps its contents.
+// TestMigrateV1 builds a schema-1 file (see downgrade) and checks that Open
+// upgrades it and keeps its contents.
 func TestMigrateV1(t *testing.T) {
 	s := openTest(t, nil)
 	d := putModule(t, s, "v1 module")
@@ -153,14 +152,7 @@ func TestMigrateV1(t *testing.T) {
 	}
 	path := s.Path()
 	s.Close()
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketHost, bucketHostLabels} {
-			if err := tx.DeleteBucket(b); err != nil {
-				return fmt.Errorf("delete %s: %w", b, err)
-			}
-		}
-		return tx.Bucket(bucketMeta).Put(keySchemaVersion, encodeUint64(1))
-	})
+	downgrade(t, path, 1)
 
 	s, err = Open(filepath.Dir(path), nil)
 	if err != nil {
@@ -169,8 +161,8 @@ func TestMigrateV1(t *testing.T) {
 	defer s.Close()
 	if err := s.db.View(func(tx *bolt.Tx) error {
 		v, err := schemaVersion(tx)
-		if err != nil || v != 2 {
-			return fmt.Errorf("schema version after migration = %d, %v; want 2", v, err)
+		if err != nil || v != SchemaVersion {
+			return fmt.Errorf("schema version after migration = %d, %v; want %d", v, err, SchemaVersion)
 		}
 		for _, b := range [][]byte{bucketHost, bucketHostLabels} {
 			if tx.Bucket(b) == nil {

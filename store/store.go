@@ -1,7 +1,7 @@
 // Package store owns the agent's on-device state: one bbolt file under the data
 // dir holding the schema version, the host's identity (nkey seed) and labels,
-// artifacts by sha256 and the actors last applied, so a device can restore
-// its actors at boot with no uplink.
+// artifacts by sha256, the actors last applied (so a device can restore its
+// actors at boot with no uplink) and each actor's key-value bucket.
 //
 // It is a leaf package: agent and deploy import it, and it imports nothing
 // from Trellis. Every write is one fsynced bbolt transaction; high-rate data
@@ -26,7 +26,7 @@ const FileName = "trellis.db"
 
 // SchemaVersion is the newest schema this binary reads and writes. A file with
 // an older version is migrated on Open; a newer one is refused.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultTimeout is how long Open waits for the file lock when Options.Timeout
 // is zero.
@@ -56,6 +56,16 @@ var (
 	ErrInUse = errors.New("artifact in use")
 	// ErrFull means a write would grow the file past Options.MaxSize.
 	ErrFull = errors.New("database reached its maximum size")
+	// ErrQuota means a write would take an actor's key-value bucket past its
+	// quota (Options.KVMaxKeys, Options.KVMaxBytes). Other actors, and the
+	// rest of the store, are unaffected.
+	ErrQuota = errors.New("key-value quota exceeded")
+	// ErrNotInteger means KVIncrement found a value that is not a counter
+	// (a decimal 64-bit integer); the value is left as it was.
+	ErrNotInteger = errors.New("value is not a decimal 64-bit integer")
+	// ErrOverflow means KVIncrement would take a counter beyond the range of
+	// an int64; the counter is left as it was.
+	ErrOverflow = errors.New("counter would overflow")
 )
 
 // Options configures Open. A nil *Options and zero fields mean the defaults.
@@ -68,6 +78,16 @@ type Options struct {
 	MaxSize int
 	// Now is the clock that stamps Actor.UpdatedAt. Nil means time.Now.
 	Now func() time.Time
+
+	// KVMaxValue caps one value in an actor's key-value bucket, in bytes.
+	// Zero means DefaultKVMaxValue.
+	KVMaxValue int
+	// KVMaxKeys is the quota of keys in one actor's key-value bucket. Zero
+	// means DefaultKVMaxKeys.
+	KVMaxKeys int
+	// KVMaxBytes is the quota of bytes (keys plus values) in one actor's
+	// key-value bucket. Zero means DefaultKVMaxBytes.
+	KVMaxBytes int
 }
 
 // Store is the open state file. Its methods are safe for concurrent use.
@@ -75,6 +95,7 @@ type Store struct {
 	db   *bolt.DB
 	path string
 	now  func() time.Time
+	kv   kvLimits
 }
 
 // Bucket and key names. Never rename one: a migration step adds buckets.
@@ -89,6 +110,9 @@ var (
 	bucketHost       = []byte("host")        // keyHostSeed → the host's nkey seed
 	bucketHostLabels = []byte("host-labels") // label key → label value
 	keyHostSeed      = []byte("nkey-seed")
+	// Schema version 3.
+	bucketKV      = []byte("kv")       // actor name → bucket of the actor's keys and values
+	bucketKVUsage = []byte("kv-usage") // actor name → encodeKVUsage of its bucket
 )
 
 // migrations[v] upgrades a file from schema version v to v+1; version 0 is a
@@ -106,6 +130,15 @@ var migrations = [SchemaVersion]func(tx *bolt.Tx) error{
 	},
 	1: func(tx *bolt.Tx) error {
 		for _, name := range [][]byte{bucketHost, bucketHostLabels} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	2: func(tx *bolt.Tx) error {
+		// The actors' own buckets inside kv are created by their first write.
+		for _, name := range [][]byte{bucketKV, bucketKVUsage} {
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -133,6 +166,12 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w: Timeout %v is negative", ErrInvalid, o.Timeout)
 	case o.MaxSize < 0:
 		return nil, fmt.Errorf("store: open: %w: MaxSize %d is negative", ErrInvalid, o.MaxSize)
+	case o.KVMaxValue < 0 || o.KVMaxValue > bolt.MaxValueSize:
+		return nil, fmt.Errorf("store: open: %w: KVMaxValue %d, want 0 to %d", ErrInvalid, o.KVMaxValue, bolt.MaxValueSize)
+	case o.KVMaxKeys < 0:
+		return nil, fmt.Errorf("store: open: %w: KVMaxKeys %d is negative", ErrInvalid, o.KVMaxKeys)
+	case o.KVMaxBytes < 0:
+		return nil, fmt.Errorf("store: open: %w: KVMaxBytes %d is negative", ErrInvalid, o.KVMaxBytes)
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
@@ -143,6 +182,16 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	kv := kvLimits{maxValue: o.KVMaxValue, maxKeys: o.KVMaxKeys, maxBytes: o.KVMaxBytes}
+	if kv.maxValue == 0 {
+		kv.maxValue = DefaultKVMaxValue
+	}
+	if kv.maxKeys == 0 {
+		kv.maxKeys = DefaultKVMaxKeys
+	}
+	if kv.maxBytes == 0 {
+		kv.maxBytes = DefaultKVMaxBytes
+	}
 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
@@ -152,7 +201,7 @@ func Open(dir string, opts *Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, path: path, now: o.Now}, nil
+	return &Store{db: db, path: path, now: o.Now, kv: kv}, nil
 }
 
 // openBolt opens the file and prepares its schema. bbolt can panic on a

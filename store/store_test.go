@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -106,6 +107,10 @@ func TestOpenInvalidOptions(t *testing.T) {
 		{"empty dir", "", nil},
 		{"negative timeout", t.TempDir(), &Options{Timeout: -time.Second}},
 		{"negative max size", t.TempDir(), &Options{MaxSize: -1}},
+		{"negative kv max value", t.TempDir(), &Options{KVMaxValue: -1}},
+		{"kv max value beyond bbolt", t.TempDir(), &Options{KVMaxValue: bolt.MaxValueSize + 1}},
+		{"negative kv max keys", t.TempDir(), &Options{KVMaxKeys: -1}},
+		{"negative kv max bytes", t.TempDir(), &Options{KVMaxBytes: -1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := Open(c.dir, c.opts)
@@ -125,6 +130,56 @@ func TestMigrationsComplete(t *testing.T) {
 			t.Errorf("no migration from schema version %d to %d", v, v+1)
 		}
 	}
+	// bucketsAddedIn must know every bucket, or downgrade builds files that
+	// no older binary ever wrote.
+	s := openTest(t, nil)
+	var got, want []string
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			got = append(got, string(name))
+			return nil
+		})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, string(bucketMeta))
+	for v := uint64(1); v <= SchemaVersion; v++ {
+		if _, ok := bucketsAddedIn[v]; !ok {
+			t.Errorf("bucketsAddedIn has no entry for schema version %d", v)
+		}
+		for _, b := range bucketsAddedIn[v] {
+			want = append(want, string(b))
+		}
+	}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("buckets of a new file = %q, bucketsAddedIn says %q", got, want)
+	}
+}
+
+// bucketsAddedIn lists the top-level buckets that each schema version added
+// (besides meta, which every version has).
+var bucketsAddedIn = map[uint64][][]byte{
+	1: {bucketArtifacts, bucketActors, bucketActorRevisions},
+	2: {bucketHost, bucketHostLabels},
+	3: {bucketKV, bucketKVUsage},
+}
+
+// downgrade turns the closed store file at path into a file of schema
+// version v: it deletes the buckets that later versions added and sets the
+// version back, which is exactly what a file of version v was.
+func downgrade(t testing.TB, path string, v uint64) {
+	t.Helper()
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		for w := v + 1; w <= SchemaVersion; w++ {
+			for _, b := range bucketsAddedIn[w] {
+				if err := tx.DeleteBucket(b); err != nil {
+					return fmt.Errorf("delete %s: %w", b, err)
+				}
+			}
+		}
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, encodeUint64(v))
+	})
 }
 
 func TestReopenPersists(t *testing.T) {
