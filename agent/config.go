@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -93,9 +94,10 @@ func (t TLSConfig) IsZero() bool { return t == TLSConfig{} }
 
 // ActorConfig is an actor started from a module file.
 type ActorConfig struct {
-	Name   string       `yaml:"name"`   // actor name, see actor.ValidateName
-	Module string       `yaml:"module"` // path of the .wasm file
-	Limits actor.Limits `yaml:"limits"` // zero fields mean the runtime's defaults
+	Name   string              `yaml:"name"`   // actor name, see actor.ValidateName
+	Module string              `yaml:"module"` // path of the .wasm file
+	Limits actor.Limits        `yaml:"limits"` // zero fields mean the runtime's defaults
+	Grants capabilities.Grants `yaml:"grants"` // deny by default: the zero value grants nothing
 }
 
 // FieldError is a problem with one field of a config. Validate and the
@@ -368,6 +370,18 @@ func (c Config) validate() []*FieldError {
 		if err := a.Limits.Validate(); err != nil {
 			errs = append(errs, &FieldError{Field: field, Err: err, lineKey: field + ".limits"})
 		}
+		if err := a.Grants.Validate(); err != nil {
+			errs = append(errs, &FieldError{Field: field, Err: err, lineKey: field + ".grants"})
+		}
+	}
+	fleet := make(map[string]capabilities.Grants, len(c.Actors))
+	for _, a := range c.Actors {
+		if a.Name != "" && a.Grants.Validate() == nil {
+			fleet[a.Name] = a.Grants
+		}
+	}
+	if err := capabilities.ValidateFleet(fleet, nil); err != nil {
+		errs = append(errs, &FieldError{Field: "actors", Err: err, lineKey: "actors"})
 	}
 	switch h := c.HeartbeatInterval; {
 	case h < 0:
@@ -825,6 +839,7 @@ func (d *configDecoder) actors(dst *[]ActorConfig) func(*yaml.Node, string) {
 				{"name", d.str(&a.Name)},
 				{"module", d.str(&a.Module)},
 				{"limits", d.limits(&a.Limits)},
+				{"grants", d.grants(&a.Grants)},
 			})
 		}
 		*dst = out
@@ -832,6 +847,37 @@ func (d *configDecoder) actors(dst *[]ActorConfig) func(*yaml.Node, string) {
 }
 
 // limitFields returns the YAML names of actor.Limits' fields, in order.
+// grants decodes an actor's grants: the top-level keys strictly (unknown
+// ones are errors with a suggestion), each value with yaml's own decoding,
+// then Grants.Validate names any bad value.
+func (d *configDecoder) grants(dst *capabilities.Grants) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		n = resolve(n)
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "", "want a mapping of grants such as {kv: true, gpio: [{line: GPIO17, direction: out}]}")
+			return
+		}
+		t := reflect.TypeFor[capabilities.Grants]()
+		known := make([]string, 0, t.NumField())
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			known = append(known, name)
+		}
+		var g capabilities.Grants
+		v := reflect.ValueOf(&g).Elem()
+		d.eachField(n, path, known, func(k, val *yaml.Node, p string) {
+			field := v.Field(slices.Index(known, k.Value))
+			if err := val.Decode(field.Addr().Interface()); err != nil {
+				d.fail(val, p, "", "want %s", kindName(val)+" of the right shape: "+strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+		})
+		*dst = g
+	}
+}
+
 func limitFields() []string {
 	t := reflect.TypeFor[actor.Limits]()
 	names := make([]string, 0, t.NumField())

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -100,13 +101,21 @@ func (h *host) StartActor(ctx context.Context, req mesh.StartActor) error {
 	if err != nil {
 		return err
 	}
-	if err := a.startActor(ctx, req.Name, req.Module, limits); err != nil {
+	if _, running := a.rt.Actor(req.Name); running {
+		return fmt.Errorf("actor %s is already running on this host (update it instead)", req.Name)
+	}
+	grants, err := json.Marshal(req.Grants)
+	if err != nil {
+		return err
+	}
+	if err := a.startActor(ctx, req.Name, req.Module, limits, req.Grants); err != nil {
 		a.failed(ctx, req.Name, err)
 		return err
 	}
-	if err := a.store.PutActor(store.Actor{Name: req.Name, Artifact: digest, Limits: limitsToStore(limits)}); err != nil {
+	if err := a.store.PutActor(store.Actor{Name: req.Name, Artifact: digest, Limits: limitsToStore(limits), Grants: grants}); err != nil {
 		a.rpc.Unserve(req.Name)
 		_ = a.rt.Stop(ctx, req.Name)
+		a.caps.RemoveGrants(req.Name)
 		return fmt.Errorf("recording actor %s: %w", req.Name, err)
 	}
 	a.log.Info("actor started", "actor", req.Name, "sha256", digest)
@@ -120,10 +129,10 @@ func (h *host) UpdateActor(ctx context.Context, req mesh.StartActor) error {
 	a := h.agent()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.update(ctx, req.Name, req.Module, limitsFromWire(req.Limits))
+	return a.update(ctx, req.Name, req.Module, limitsFromWire(req.Limits), req.Grants)
 }
 
-func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits actor.Limits) error {
+func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits actor.Limits, grants capabilities.Grants) error {
 	if err := limits.Validate(); err != nil {
 		return err
 	}
@@ -134,11 +143,20 @@ func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits act
 	if err != nil {
 		return err
 	}
+	encoded, err := json.Marshal(grants)
+	if err != nil {
+		return err
+	}
+	previous, _ := a.caps.Grants(name)
+	if err := a.grant(name, grants); err != nil {
+		return err
+	}
 	if _, err := a.rt.Update(ctx, name, wasm, limits); err != nil {
+		_ = a.caps.SetGrants(name, previous) // the old version keeps serving, with its grants
 		a.failed(ctx, name, err)
 		return err
 	}
-	if err := a.store.PutActor(store.Actor{Name: name, Artifact: digest, Limits: limitsToStore(limits)}); err != nil {
+	if err := a.store.PutActor(store.Actor{Name: name, Artifact: digest, Limits: limitsToStore(limits), Grants: encoded}); err != nil {
 		return fmt.Errorf("recording actor %s: %w", name, err)
 	}
 	a.log.Info("actor updated", "actor", name, "sha256", digest)
@@ -158,6 +176,7 @@ func (h *host) StopActor(ctx context.Context, name string) error {
 	if err := a.rt.Stop(ctx, name); err != nil {
 		return err
 	}
+	a.caps.RemoveGrants(name)
 	if err := a.store.DeleteActor(name); err != nil {
 		return fmt.Errorf("forgetting actor %s: %w", name, err)
 	}
@@ -182,7 +201,11 @@ func (h *host) ScaleActor(ctx context.Context, name string, maxInstances int) er
 	}
 	limits := limitsFromStore(rec.Limits)
 	limits.MaxInstances = maxInstances
-	return a.update(ctx, name, wasm, limits)
+	grants, err := storedGrants(rec)
+	if err != nil {
+		return err
+	}
+	return a.update(ctx, name, wasm, limits, grants)
 }
 
 // PutLabels implements mesh.Host.

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"syscall"
 	"time"
@@ -206,8 +208,12 @@ func (a *Agent) restore(ctx context.Context) {
 	}
 	for _, rec := range recs {
 		wasm, err := a.store.Artifact(rec.Artifact)
+		var grants capabilities.Grants
 		if err == nil {
-			err = a.startActor(ctx, rec.Name, wasm, limitsFromStore(rec.Limits))
+			grants, err = storedGrants(rec)
+		}
+		if err == nil {
+			err = a.startActor(ctx, rec.Name, wasm, limitsFromStore(rec.Limits), grants)
 		}
 		if err != nil {
 			a.log.Error("restoring actor", "actor", rec.Name, "err", err)
@@ -227,9 +233,11 @@ func (a *Agent) applyConfigActors(ctx context.Context) error {
 			return fmt.Errorf("agent: actor %s: %w", ac.Name, err)
 		}
 		if existing, ok := a.rt.Actor(ac.Name); ok && existing.Digest() == store.DigestOf(wasm).String() && existing.Limits() == ac.Limits.WithDefaults() {
-			continue // restored from the store, unchanged
+			if g, _ := a.caps.Grants(ac.Name); reflect.DeepEqual(g, ac.Grants) {
+				continue // restored from the store, unchanged
+			}
 		}
-		req := mesh.StartActor{Name: ac.Name, Module: wasm, Limits: WireLimits(ac.Limits)}
+		req := mesh.StartActor{Name: ac.Name, Module: wasm, Limits: WireLimits(ac.Limits), Grants: ac.Grants}
 		if _, ok := a.rt.Actor(ac.Name); ok {
 			err = (*host)(a).UpdateActor(ctx, req)
 		} else {
@@ -242,16 +250,49 @@ func (a *Agent) applyConfigActors(ctx context.Context) error {
 	return nil
 }
 
-// startActor starts an actor in the runtime and serves it on the lattice.
-func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits actor.Limits) error {
+// startActor grants an actor its capabilities (checked against the other
+// actors' grants), starts it in the runtime and serves it on the lattice.
+func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits actor.Limits, grants capabilities.Grants) error {
+	if err := a.grant(name, grants); err != nil {
+		return err
+	}
 	if _, err := a.rt.Start(ctx, name, wasm, limits); err != nil {
+		a.caps.RemoveGrants(name)
 		return err
 	}
 	if err := a.rpc.Serve(name); err != nil {
 		_ = a.rt.Stop(ctx, name)
+		a.caps.RemoveGrants(name)
 		return err
 	}
 	return nil
+}
+
+// grant checks an actor's grants together with every other actor's (one
+// output line, one HTTP route each) and sets them.
+func (a *Agent) grant(name string, g capabilities.Grants) error {
+	fleet := map[string]capabilities.Grants{name: g}
+	for _, act := range a.rt.Actors() {
+		if other, ok := a.caps.Grants(act.Name()); ok && act.Name() != name {
+			fleet[act.Name()] = other
+		}
+	}
+	if err := capabilities.ValidateFleet(fleet, nil); err != nil {
+		return err
+	}
+	return a.caps.SetGrants(name, g)
+}
+
+// storedGrants decodes the grants kept in an actor's record.
+func storedGrants(rec store.Actor) (capabilities.Grants, error) {
+	var g capabilities.Grants
+	if len(rec.Grants) == 0 {
+		return g, nil
+	}
+	if err := json.Unmarshal(rec.Grants, &g); err != nil {
+		return g, fmt.Errorf("actor %s: stored grants: %w", rec.Name, err)
+	}
+	return g, nil
 }
 
 // HostID returns the host's id (its public nkey) once Run has started.

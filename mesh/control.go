@@ -413,6 +413,9 @@ func decodeStartActorRequest(data []byte) (StartActor, error) {
 	if err := checkLimits(req.Limits); err != nil {
 		return StartActor{}, err
 	}
+	if err := req.Grants.Validate(); err != nil {
+		return StartActor{}, err
+	}
 	return req, nil
 }
 

@@ -1,6 +1,10 @@
 package mesh
 
-import "time"
+import (
+	"time"
+
+	"github.com/trellis-edge/trellis/capabilities"
+)
 
 // Inventory is what one host reports about itself: in replies to the
 // control API's inventory and ping, and in every heartbeat event.
@@ -60,9 +64,10 @@ type ActorLimits struct {
 // max_payload must exceed it; fleet deployments fetch artifacts by digest
 // instead.
 type StartActor struct {
-	Name   string      `json:"name"`
-	Module []byte      `json:"module"`
-	Limits ActorLimits `json:"limits"`
+	Name   string              `json:"name"`
+	Module []byte              `json:"module"`
+	Limits ActorLimits         `json:"limits"`
+	Grants capabilities.Grants `json:"grants"` // deny by default: zero grants nothing
 }
 
 // StopActor asks a host to stop an actor.

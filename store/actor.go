@@ -22,6 +22,9 @@ type Actor struct {
 	Revision uint64
 	// Limits are the actor's runtime limits as applied.
 	Limits Limits
+	// Grants are the actor's capability grants, encoded by the agent (JSON);
+	// the store keeps them as given and does not interpret them.
+	Grants []byte
 	// UpdatedAt is when the record was written, set by the store's clock (UTC).
 	UpdatedAt time.Time
 }

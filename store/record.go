@@ -20,6 +20,7 @@ type actorRecord struct {
 	Artifact []byte       `msgpack:"a"`
 	Revision uint64       `msgpack:"r"`
 	Limits   limitsRecord `msgpack:"l"`
+	Grants   []byte       `msgpack:"g,omitempty"`
 	// A pointer, because msgpack v5.4.1 panics decoding nil into a time.Time
 	// (reflect.Value.IsNil on a struct); see testdata/fuzz/FuzzDecodeActor.
 	UpdatedAt *time.Time `msgpack:"u"`
@@ -51,6 +52,7 @@ func encodeActor(a Actor) ([]byte, error) {
 			MaxHostPayload: int64(a.Limits.MaxHostPayload),
 			MaxHostCalls:   int64(a.Limits.MaxHostCalls),
 		},
+		Grants:    a.Grants,
 		UpdatedAt: &a.UpdatedAt,
 	}
 	var buf bytes.Buffer
@@ -90,6 +92,9 @@ func decodeActor(b []byte) (Actor, error) {
 		return Actor{}, fmt.Errorf("%w: actor record %s: artifact digest has %d bytes", ErrCorrupt, quote(a.Name), len(rec.Artifact))
 	}
 	copy(a.Artifact[:], rec.Artifact)
+	if len(rec.Grants) > 0 {
+		a.Grants = bytes.Clone(rec.Grants)
+	}
 	if rec.UpdatedAt != nil {
 		a.UpdatedAt = rec.UpdatedAt.UTC()
 	}

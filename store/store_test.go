@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -193,7 +194,7 @@ func TestReopenPersists(t *testing.T) {
 	}
 	want := []Actor{
 		{Name: "echo", Artifact: d, Revision: 7, Limits: Limits{MaxInstances: 4, MemoryPages: 32,
-			CallTimeout: 2 * time.Second, MaxRequest: 1 << 20, MaxResponse: 2 << 20, MaxHostPayload: 64 << 10, MaxHostCalls: 500}},
+			CallTimeout: 2 * time.Second, MaxRequest: 1 << 20, MaxResponse: 2 << 20, MaxHostPayload: 64 << 10, MaxHostCalls: 500}, Grants: []byte(`{"kv":true}`)},
 		{Name: "thermostat", Artifact: d, Revision: 1},
 	}
 	for _, a := range want {
@@ -394,8 +395,10 @@ func readFile(t testing.TB, path string) []byte {
 // actorEqual compares actors with time.Time.Equal for UpdatedAt.
 func actorEqual(a, b Actor) bool {
 	ua, ub := a.UpdatedAt, b.UpdatedAt
+	ga, gb := a.Grants, b.Grants
 	a.UpdatedAt, b.UpdatedAt = time.Time{}, time.Time{}
-	return a == b && ua.Equal(ub)
+	a.Grants, b.Grants = nil, nil
+	return reflect.DeepEqual(a, b) && ua.Equal(ub) && bytes.Equal(ga, gb)
 }
 
 func TestConcurrentUse(t *testing.T) {
