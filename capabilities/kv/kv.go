@@ -79,6 +79,9 @@ type (
 
 // DecodeRequest decodes an operation's payload; it never panics.
 func DecodeRequest(op string, payload []byte) (Request, error) {
+	if err := capabilities.CheckMsgpack(payload, capabilities.MaxPayloadDepth); err != nil {
+		return Request{}, fmt.Errorf("%s: %w", op, err)
+	}
 	var r Request
 	in := bytes.NewReader(payload) // an io.ByteScanner: the decoder reads it directly
 	dec := msgpack.NewDecoder(in)

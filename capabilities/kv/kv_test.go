@@ -1,6 +1,7 @@
 package kv_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -116,6 +117,7 @@ func TestKVBadPayloads(t *testing.T) {
 		"unknown field": {kv.OpSet, mustMarshal(m{"key": []byte("k"), "valeu": []byte("v")}), capabilities.ErrBadPayload},
 		"trailing":      {kv.OpGet, append(mustMarshal(m{"key": []byte("k")}), 0x00), capabilities.ErrBadPayload},
 		"unknown op":    {"Explode", mustMarshal(m{"key": []byte("k")}), capabilities.ErrUnknownOperation},
+		"deep nesting":  {kv.OpGet, append([]byte{0x81, 0xa3, 'k', 'e', 'y'}, append(bytes.Repeat([]byte{0x91}, 1<<20), 0xc0)...), capabilities.ErrBadPayload},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := h.Handle(context.Background(), capabilities.Call{Actor: "counter", Contract: capabilities.KV, Operation: tc.op, Payload: tc.payload, Grants: g})

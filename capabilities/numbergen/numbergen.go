@@ -63,6 +63,9 @@ func (h Handler) Handle(_ context.Context, call capabilities.Call) ([]byte, erro
 		return msgpack.Marshal(n)
 	case OpRandomInRange:
 		var r Range
+		if err := capabilities.CheckMsgpack(call.Payload, capabilities.MaxPayloadDepth); err != nil {
+			return nil, fmt.Errorf("%s: %w", OpRandomInRange, err)
+		}
 		if err := msgpack.Unmarshal(call.Payload, &r); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", capabilities.ErrBadPayload, OpRandomInRange, err)
 		}
