@@ -20,6 +20,7 @@ import (
 	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/capabilities/kv"
 	"github.com/trellis-edge/trellis/capabilities/numbergen"
+	"github.com/trellis-edge/trellis/capabilities/sensor"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -285,6 +286,10 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 	})
 	d.Register(capabilities.Numbergen, numbergen.Handler{})
 	d.Register(capabilities.KV, kv.Handler{Store: a.store})
+	// No sensors are configured yet (the device config for them comes with
+	// periphhost): a granted read says the sensor is not on this device.
+	a.sensors = sensor.NewHandler(nil)
+	d.Register(capabilities.Sensor, a.sensors)
 	return d
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/sensor"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -51,6 +52,7 @@ type Agent struct {
 	ctl      *mesh.Control
 	events   *mesh.Events
 	caps     *capabilities.Dispatcher
+	sensors  *sensor.Handler
 	hostID   string
 	httpAddr string
 	started  time.Time
