@@ -286,6 +286,9 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 	})
 	d.Register(capabilities.Numbergen, numbergen.Handler{})
 	d.Register(capabilities.KV, kv.Handler{Store: a.store})
+	for _, ns := range []string{"wasmcloud:keyvalue", "wascc:keyvalue"} {
+		d.Register(ns, kv.WasmCloud{Store: a.store})
+	}
 	// No sensors are configured yet (the device config for them comes with
 	// periphhost): a granted read says the sensor is not on this device.
 	a.sensors = sensor.NewHandler(nil)
