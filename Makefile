@@ -4,8 +4,8 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/trellis
 
-# Packages the cross-test runs as ARM binaries under qemu: runtime, agent, store, mesh.
-CROSS_PKGS := ./agent/... ./store/... ./mesh/...
+# Packages the cross-test runs as ARM binaries under qemu: runtime, agent, store, mesh, capabilities.
+CROSS_PKGS := ./agent/... ./store/... ./mesh/... ./capabilities/...
 
 # Go actors are built as reactors; these flags make the output reproducible.
 GOWASM   := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags="-s -w -buildid="
