@@ -103,7 +103,7 @@ func (h *Handler) Handle(ctx context.Context, call capabilities.Call) ([]byte, e
 	switch call.Operation {
 	case OpRead:
 		var r ReadRequest
-		if err := msgpack.Unmarshal(call.Payload, &r); err != nil {
+		if err := r.UnmarshalMsgpack(call.Payload); err != nil { // strict: no trailing bytes
 			return nil, err
 		}
 		l, err := line(r.Line, capabilities.DirIn)
@@ -117,7 +117,7 @@ func (h *Handler) Handle(ctx context.Context, call capabilities.Call) ([]byte, e
 		return msgpack.Marshal(ReadResponse{Level: level})
 	case OpWrite:
 		var r WriteRequest
-		if err := msgpack.Unmarshal(call.Payload, &r); err != nil {
+		if err := r.UnmarshalMsgpack(call.Payload); err != nil { // strict: no trailing bytes
 			return nil, err
 		}
 		l, err := line(r.Line, capabilities.DirOut)
@@ -127,7 +127,7 @@ func (h *Handler) Handle(ctx context.Context, call capabilities.Call) ([]byte, e
 		return nil, l.Write(ctx, r.Level)
 	case OpPWM:
 		var r PWMRequest
-		if err := msgpack.Unmarshal(call.Payload, &r); err != nil {
+		if err := r.UnmarshalMsgpack(call.Payload); err != nil { // strict: no trailing bytes
 			return nil, err
 		}
 		l, err := line(r.Line, capabilities.DirPWM)
@@ -137,7 +137,7 @@ func (h *Handler) Handle(ctx context.Context, call capabilities.Call) ([]byte, e
 		return nil, l.PWM(ctx, r.Duty, r.Freq)
 	case OpWatch:
 		var r WatchRequest
-		if err := msgpack.Unmarshal(call.Payload, &r); err != nil {
+		if err := r.UnmarshalMsgpack(call.Payload); err != nil { // strict: no trailing bytes
 			return nil, err
 		}
 		l, err := line(r.Line, capabilities.DirIn)

@@ -89,6 +89,10 @@ func TestHandler(t *testing.T) {
 	if _, err := h.Handle(context.Background(), capabilities.Call{Actor: "thermo", Operation: gpio.OpRead, Payload: []byte{0xc1}, Grants: grants}); !errors.Is(err, capabilities.ErrBadPayload) {
 		t.Fatalf("garbage: %v", err)
 	}
+	trailing, _ := msgpack.Marshal(gpio.ReadRequest{Line: "GPIO17"})
+	if _, err := h.Handle(context.Background(), capabilities.Call{Actor: "thermo", Operation: gpio.OpRead, Payload: append(trailing, 0), Grants: grants}); !errors.Is(err, capabilities.ErrBadPayload) {
+		t.Fatalf("trailing bytes: %v", err)
+	}
 	if _, err := do("thermo", "Explode", gpio.ReadRequest{Line: "GPIO17"}, grants); !errors.Is(err, capabilities.ErrUnknownOperation) {
 		t.Fatalf("unknown op: %v", err)
 	}
