@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -77,6 +78,9 @@ func startAgent(t testing.TB, name, data string, hubs []string, actors ...agent.
 	case err := <-done:
 		cancel()
 		t.Fatalf("agent %s: %v", name, err)
+	case <-time.After(2 * time.Minute): // a hang detector, not a timing assertion
+		cancel()
+		t.Fatalf("agent %s never became ready:\n%s", name, goroutines())
 	}
 	var once sync.Once
 	ta.stop = func() {
@@ -85,8 +89,13 @@ func startAgent(t testing.TB, name, data string, hubs []string, actors ...agent.
 				ta.nc.Close()
 			}
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("agent %s: %v", name, err)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("agent %s: %v", name, err)
+				}
+			case <-time.After(2 * time.Minute): // a hang detector, not a timing assertion
+				t.Errorf("agent %s did not stop:\n%s", name, goroutines())
 			}
 		})
 	}
@@ -352,3 +361,9 @@ func TestUplinkLoss(t *testing.T) {
 }
 
 func actorLimits(maxInstances int) actor.Limits { return actor.Limits{MaxInstances: maxInstances} }
+
+// goroutines returns every goroutine's stack, for a hang report.
+func goroutines() string {
+	buf := make([]byte, 1<<20)
+	return string(buf[:runtime.Stack(buf, true)])
+}

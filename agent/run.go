@@ -26,6 +26,9 @@ import (
 // JetStreamDir is the JetStream store folder under the data dir.
 const JetStreamDir = "jetstream"
 
+// stepTimeout bounds each step of the agent's shutdown.
+const stepTimeout = 10 * time.Second
+
 // Options are what the agent gets from its process rather than its config.
 type Options struct {
 	Version string       // trellis version, reported in the inventory
@@ -81,10 +84,24 @@ func New(cfg Config, opts Options) (*Agent, error) {
 // reverse order. If a part fails to start, the parts already started are
 // stopped and the error is returned.
 func (a *Agent) Run(ctx context.Context) (err error) {
-	var stops []func()
+	// Parts are stopped in reverse order, each within stepTimeout: a part
+	// that hangs is reported and passed over, so Run always returns (systemd
+	// waits for it, and a device must be able to restart).
+	type step struct {
+		name string
+		fn   func()
+	}
+	var stops []step
+	onStop := func(name string, fn func()) { stops = append(stops, step{name, fn}) }
 	defer func() {
 		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i]()
+			done := make(chan struct{})
+			go func() { defer close(done); stops[i].fn() }()
+			select {
+			case <-done:
+			case <-time.After(stepTimeout):
+				a.log.Error("shutdown step did not finish; going on", "step", stops[i].name, "waited", stepTimeout)
+			}
 		}
 	}()
 	a.started = time.Now()
@@ -96,7 +113,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.store, err = store.Open(a.cfg.DataDir, nil); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	stops = append(stops, func() { _ = a.store.Close() })
+	onStop("store", func() { _ = a.store.Close() })
 	kp, err := a.store.Identity()
 	if err != nil {
 		return fmt.Errorf("agent: identity: %w", err)
@@ -137,11 +154,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	stops = append(stops, func() { a.srv.Shutdown(context.Background()) })
+	onStop("nats server", func() { _ = a.srv.Shutdown(context.Background()) })
 	if a.nc, err = a.srv.Connect(nats.Name("trellis-agent")); err != nil {
 		return fmt.Errorf("agent: connect to the device bus: %w", err)
 	}
-	stops = append(stops, a.nc.Close)
+	onStop("bus connection", a.nc.Close)
 
 	// The actor runtime: host calls go to granted capabilities, and to
 	// actors that are not local over the lattice.
@@ -154,13 +171,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	stops = append(stops, func() {
+	onStop("actor runtime", func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = a.rt.Close(ctx)
 	})
 	a.rpc = mesh.NewRPC(a.nc, a.cfg.Lattice, a.hostID, a.rt, a.log)
-	stops = append(stops, a.rpc.Close)
+	onStop("actor rpc", a.rpc.Close)
 	a.events = mesh.NewEvents(a.nc, a.cfg.Lattice, a.hostID, a.log)
 
 	a.restore(ctx)
@@ -171,7 +188,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.ctl, err = mesh.ServeControl(a.nc, a.cfg.Lattice, a.hostID, a.opts.Version, (*host)(a), a.log); err != nil {
 		return fmt.Errorf("agent: control api: %w", err)
 	}
-	stops = append(stops, func() { _ = a.ctl.Stop() })
+	onStop("control api", func() { _ = a.ctl.Stop() })
 
 	if a.cfg.HTTPEnabled() {
 		addr, stop, err := a.serveHTTP()
@@ -179,17 +196,17 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			return err
 		}
 		a.httpAddr = addr
-		stops = append(stops, stop)
+		onStop("http", stop)
 	}
 
 	_ = a.events.Publish(ctx, mesh.EventHostStarted, a.inventory(ctx))
-	stops = append(stops, func() {
+	onStop("host stopping event", func() {
 		_ = a.events.Publish(context.Background(), mesh.EventHostStopping, a.inventory(context.Background()))
 	})
 	hbCtx, hbStop := context.WithCancel(ctx)
 	var hb sync.WaitGroup
 	hb.Go(func() { a.events.RunHeartbeat(hbCtx, a.cfg.HeartbeatInterval, a.inventory) })
-	stops = append(stops, func() { hbStop(); hb.Wait() })
+	onStop("heartbeat", func() { hbStop(); hb.Wait() })
 
 	log.Info("agent serving", "name", a.cfg.Name, "lattice", a.cfg.Lattice, "listen", a.srv.ClientURL(),
 		"hubs", len(a.cfg.Hubs), "actors", len(a.rt.Actors()), "engine", actor.EngineName(), "http", a.httpAddr)
