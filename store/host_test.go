@@ -150,29 +150,7 @@ func TestMigrateV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := s.Path()
-	s.Close()
-	downgrade(t, path, 1)
-
-	s, err = Open(filepath.Dir(path), nil)
-	if err != nil {
-		t.Fatalf("Open of a schema-1 file: %v", err)
-	}
-	defer s.Close()
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		v, err := schemaVersion(tx)
-		if err != nil || v != SchemaVersion {
-			return fmt.Errorf("schema version after migration = %d, %v; want %d", v, err, SchemaVersion)
-		}
-		for _, b := range [][]byte{bucketHost, bucketHostLabels} {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("bucket %s missing after migration", b)
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s = migrateFrom(t, s, 1, bucketHost, bucketHostLabels)
 	after, err := s.Actors()
 	if err != nil {
 		t.Fatal(err)
@@ -498,4 +476,35 @@ func FuzzDecodeLabel(f *testing.F) {
 			t.Fatalf("decoded label fails ValidateLabel: %v", err)
 		}
 	})
+}
+
+// migrateFrom closes s, turns its file back into schema version from,
+// reopens it (which migrates it) and checks that it is at SchemaVersion
+// with the buckets the migration creates. The reopened store is closed at
+// the end of the test.
+func migrateFrom(t *testing.T, s *Store, from uint64, buckets ...[]byte) *Store {
+	t.Helper()
+	path := s.Path()
+	s.Close()
+	downgrade(t, path, from)
+	s, err := Open(filepath.Dir(path), nil)
+	if err != nil {
+		t.Fatalf("Open of a schema-%d file: %v", from, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		v, err := schemaVersion(tx)
+		if err != nil || v != SchemaVersion {
+			return fmt.Errorf("schema version after migration = %d, %v; want %d", v, err, SchemaVersion)
+		}
+		for _, b := range buckets {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("bucket %s missing after migration", b)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

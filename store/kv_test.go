@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -565,29 +564,7 @@ func TestMigrateV2(t *testing.T) {
 	if err := s.PutLabels(map[string]string{"site": "berlin"}); err != nil {
 		t.Fatal(err)
 	}
-	path := s.Path()
-	s.Close()
-	downgrade(t, path, 2)
-
-	s, err = Open(filepath.Dir(path), nil)
-	if err != nil {
-		t.Fatalf("Open of a schema-2 file: %v", err)
-	}
-	defer s.Close()
-	if err := s.db.View(func(tx *bolt.Tx) error {
-		v, err := schemaVersion(tx)
-		if err != nil || v != SchemaVersion {
-			return fmt.Errorf("schema version after migration = %d, %v; want %d", v, err, SchemaVersion)
-		}
-		for _, b := range [][]byte{bucketKV, bucketKVUsage} {
-			if tx.Bucket(b) == nil {
-				return fmt.Errorf("bucket %s missing after migration", b)
-			}
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s = migrateFrom(t, s, 2, bucketKV, bucketKVUsage)
 	after, err := s.Actors()
 	if err != nil || len(after) != 1 || !actorEqual(after[0], before[0]) {
 		t.Errorf("Actors after migration = %+v, %v; want %+v", after, err, before)
