@@ -58,3 +58,19 @@ var (
 	// swapped out, closed).
 	ErrUnavailable = errors.New("unavailable")
 )
+
+// Invoker calls an actor's operation on this host and returns its response:
+// how a device event (an HTTP request, a message, a timer tick) reaches an
+// actor. The agent provides it; errors are the runtime's (*actor.CallError
+// with a code such as not_found or timeout).
+type Invoker func(ctx context.Context, actor, operation string, payload []byte) ([]byte, error)
+
+// Binder is a handler that routes device events to actors as their grants
+// say (HTTP routes, subscriptions, schedules). The dispatcher calls Bind
+// whenever an actor's grants are set, and Unbind when they are removed
+// (the actor stopped). Bind replaces what the actor had; an error leaves
+// the grants unset and is returned by SetGrants.
+type Binder interface {
+	Bind(actor string, g Grants) error
+	Unbind(actor string)
+}

@@ -3,6 +3,8 @@ package capabilities
 import (
 	"context"
 	"fmt"
+	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -12,6 +14,7 @@ import (
 // actors run (a provider swap, a config reload): a call uses whatever is
 // registered when it starts.
 type Dispatcher struct {
+	bindMu   sync.Mutex // serialises SetGrants and RemoveGrants
 	mu       sync.RWMutex
 	handlers map[string]Handler // by namespace: contract ids and their aliases
 	grants   map[string]Grants  // by actor
@@ -47,22 +50,69 @@ func (d *Dispatcher) Register(namespace string, h Handler) {
 	d.handlers[namespace] = h
 }
 
-// SetGrants replaces an actor's grants after validating them on their own.
+// SetGrants replaces an actor's grants after validating them on their own,
+// and binds its device events (every registered Binder's Bind). When a
+// binder fails, the actor's previous grants and bindings are restored.
 func (d *Dispatcher) SetGrants(actor string, g Grants) error {
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("actor %s: %w", actor, err)
 	}
+	d.bindMu.Lock()
+	defer d.bindMu.Unlock()
+	old, had := d.Grants(actor)
+	binders := d.binders()
+	for i, b := range binders {
+		if err := b.Bind(actor, g); err != nil {
+			for _, done := range binders[:i] {
+				if had {
+					_ = done.Bind(actor, old)
+				} else {
+					done.Unbind(actor)
+				}
+			}
+			return fmt.Errorf("actor %s: %w", actor, err)
+		}
+	}
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.grants[actor] = g
+	d.mu.Unlock()
 	return nil
 }
 
-// RemoveGrants forgets an actor's grants (it was stopped).
+// RemoveGrants forgets an actor's grants and unbinds its device events (it
+// was stopped).
 func (d *Dispatcher) RemoveGrants(actor string) {
+	d.bindMu.Lock()
+	defer d.bindMu.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	delete(d.grants, actor)
+	d.mu.Unlock()
+	for _, b := range d.binders() {
+		b.Unbind(actor)
+	}
+}
+
+// binders returns the registered handlers that are Binders, each once.
+func (d *Dispatcher) binders() []Binder {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []Binder
+	names := make([]string, 0, len(d.handlers))
+	for ns := range d.handlers {
+		names = append(names, ns)
+	}
+	slices.Sort(names) // a stable order: rollback undoes what was done
+	for _, ns := range names {
+		b, ok := d.handlers[ns].(Binder)
+		// One handler registered under several namespaces binds once; only
+		// comparable handlers (pointers) can be recognised as the same.
+		if ok && !slices.ContainsFunc(out, func(o Binder) bool {
+			return reflect.TypeOf(o).Comparable() && reflect.TypeOf(o) == reflect.TypeOf(b) && any(o) == any(b)
+		}) {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // Grants returns an actor's grants.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Grants are what one actor may reach. The zero value grants nothing:
@@ -30,9 +31,66 @@ type Grants struct {
 	Telemetry []string `json:"telemetry,omitempty" yaml:"telemetry,omitempty"`
 	// HTTP routes to the actor.
 	HTTP []HTTPGrant `json:"http,omitempty" yaml:"http,omitempty"`
-	// Timers allows the actor to set timers on itself.
+	// Timers allows the actor to set timers on itself (trellis:timer).
 	Timers bool `json:"timers,omitempty" yaml:"timers,omitempty"`
+
+	// Bindings: device events the operator routes to the actor, as a
+	// wasmCloud link definition does. They need no call from the actor, so
+	// an unmodified wasmCloud actor can be bound.
+
+	// Subscriptions deliver messages on a subject to an actor operation;
+	// each subject must be covered by a Subscribe pattern.
+	Subscriptions []Subscription `json:"subscriptions,omitempty" yaml:"subscriptions,omitempty"`
+	// Schedule invokes actor operations periodically.
+	Schedule []ScheduleEntry `json:"schedule,omitempty" yaml:"schedule,omitempty"`
 }
+
+// Wire formats of the invocations a binding makes: the native shape
+// (equal to wasmCloud's wasmbus shape) or the 0.18/waSCC one.
+const (
+	FormatWasmbus = "wasmbus" // the default; also the trellis: native shape
+	FormatLegacy  = "legacy"  // wasmCloud 0.18 and waSCC actors
+)
+
+// Subscription delivers each message on Subject to Operation.
+type Subscription struct {
+	Subject string `json:"subject" yaml:"subject"`       // a pattern, covered by a subscribe grant
+	Queue   string `json:"queue,omitempty" yaml:"queue"` // optional queue group: one delivery per group
+	// Operation defaults to MessageSubscriber.HandleMessage (wasmbus) or
+	// HandleMessage (legacy).
+	Operation string `json:"operation,omitempty" yaml:"operation"`
+	Format    string `json:"format,omitempty" yaml:"format"`
+}
+
+// ScheduleEntry invokes Operation every Every (the first tick one period
+// after the actor starts).
+type ScheduleEntry struct {
+	Name      string   `json:"name" yaml:"name"`
+	Every     Duration `json:"every" yaml:"every"`
+	Operation string   `json:"operation" yaml:"operation"`
+}
+
+// Duration is a time.Duration written as text ("30s", "1m30s") in JSON and YAML.
+type Duration time.Duration
+
+// String formats d as time.Duration does.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("duration %q: want a number with a unit such as 30s or 5m", b)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MinSchedulePeriod is the shortest period a schedule or a periodic timer may have.
+const MinSchedulePeriod = 10 * time.Millisecond
 
 // Direction is how an actor may use a GPIO line.
 type Direction string
@@ -61,6 +119,10 @@ type I2CGrant struct {
 type HTTPGrant struct {
 	Listen     string `json:"listen" yaml:"listen"`           // host:port
 	PathPrefix string `json:"path_prefix" yaml:"path_prefix"` // "/api/"
+	// Operation defaults to HttpServer.HandleRequest (wasmbus, and the
+	// native trellis:http) or HandleRequest (legacy).
+	Operation string `json:"operation,omitempty" yaml:"operation"`
+	Format    string `json:"format,omitempty" yaml:"format"` // wasmbus (default) or legacy
 }
 
 // Allows reports whether the grants let the actor use contract at all; the
@@ -222,9 +284,44 @@ func (g Grants) Validate() error {
 		if !strings.HasPrefix(h.PathPrefix, "/") {
 			bad("http", i, h.PathPrefix, "path_prefix: want a path starting with /")
 		}
+		if !validFormat(h.Format) {
+			bad("http", i, h.Format, "format: want wasmbus or legacy")
+		}
+	}
+	for i, s := range g.Subscriptions {
+		switch {
+		case ValidateSubject(s.Subject, true) != nil:
+			bad("subscriptions", i, s.Subject, "%v", ValidateSubject(s.Subject, true))
+		case !g.CanSubscribe(s.Subject):
+			bad("subscriptions", i, s.Subject, "subject: not covered by a subscribe grant (subscribe: [%s])", strings.Join(g.Subscribe, ", "))
+		}
+		if s.Queue != "" && ValidateSubject(s.Queue, false) != nil || strings.Contains(s.Queue, ".") {
+			bad("subscriptions", i, s.Queue, "queue: want one token such as workers")
+		}
+		if !validFormat(s.Format) {
+			bad("subscriptions", i, s.Format, "format: want wasmbus or legacy")
+		}
+	}
+	for i, e := range g.Schedule {
+		if e.Name == "" || strings.ContainsAny(e.Name, " \t\r\n") {
+			bad("schedule", i, e.Name, "name: want a name without spaces")
+		}
+		if time.Duration(e.Every) < MinSchedulePeriod {
+			bad("schedule", i, e.Every, "every: want at least %s", MinSchedulePeriod)
+		}
+		if e.Operation == "" {
+			bad("schedule", i, e.Name, "operation: want the actor operation to invoke")
+		}
+		for j := range i {
+			if g.Schedule[j].Name == e.Name {
+				bad("schedule", i, e.Name, "name used twice (first at schedule[%d])", j)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
+
+func validFormat(f string) bool { return f == "" || f == FormatWasmbus || f == FormatLegacy }
 
 // ValidateFleet checks the grants of every actor on one host together:
 // lines must exist (when lines is not nil), no output line may be claimed

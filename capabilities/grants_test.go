@@ -61,7 +61,7 @@ func TestGrantsValidate(t *testing.T) {
 			GPIO:    []GPIOGrant{{"GPIO17", DirOut}, {"GPIO27", DirIn}},
 			Sensors: []string{"room"}, I2C: []I2CGrant{{"1", 0x76}}, OneWire: []string{"28-00000a1b2c3d"},
 			KV: true, Publish: []string{"sensors.>"}, Subscribe: []string{"cmd.*.set"}, Telemetry: []string{"temp"},
-			HTTP: []HTTPGrant{{"127.0.0.1:8080", "/api/"}}, Timers: true,
+			HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "/api/"}}, Timers: true,
 		}, ""},
 		{"bad direction", Grants{GPIO: []GPIOGrant{{"GPIO17", "sideways"}}}, `gpio[0] "sideways": direction`},
 		{"line twice", Grants{GPIO: []GPIOGrant{{"GPIO17", DirIn}, {"GPIO17", DirOut}}}, "granted twice"},
@@ -70,8 +70,8 @@ func TestGrantsValidate(t *testing.T) {
 		{"bad onewire", Grants{OneWire: []string{"nope"}}, `onewire[0] "nope"`},
 		{"bad subject", Grants{Publish: []string{"a..b"}}, `publish[0] "a..b"`},
 		{"wildcard not last", Grants{Subscribe: []string{"a.>.b"}}, "'>' must be the last token"},
-		{"bad listen", Grants{HTTP: []HTTPGrant{{"8080", "/"}}}, `http[0] "8080"`},
-		{"bad prefix", Grants{HTTP: []HTTPGrant{{"127.0.0.1:8080", "api"}}}, `http[0] "api"`},
+		{"bad listen", Grants{HTTP: []HTTPGrant{{Listen: "8080", PathPrefix: "/"}}}, `http[0] "8080"`},
+		{"bad prefix", Grants{HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "api"}}}, `http[0] "api"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -97,8 +97,8 @@ func TestValidateFleet(t *testing.T) {
 		err    string
 	}{
 		{"fine", map[string]Grants{
-			"a": {GPIO: []GPIOGrant{{"GPIO17", DirOut}}, HTTP: []HTTPGrant{{"127.0.0.1:8080", "/a/"}}},
-			"b": {GPIO: []GPIOGrant{{"GPIO17", DirIn}}, HTTP: []HTTPGrant{{"127.0.0.1:8080", "/b/"}}},
+			"a": {GPIO: []GPIOGrant{{"GPIO17", DirOut}}, HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "/a/"}}},
+			"b": {GPIO: []GPIOGrant{{"GPIO17", DirIn}}, HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "/b/"}}},
 		}, ""},
 		{"unknown line", map[string]Grants{"a": {GPIO: []GPIOGrant{{"GPIO99", DirIn}}}}, `gpio line "GPIO99" does not exist`},
 		{"two outputs", map[string]Grants{
@@ -106,12 +106,12 @@ func TestValidateFleet(t *testing.T) {
 			"b": {GPIO: []GPIOGrant{{"GPIO17", DirPWM}}},
 		}, "already an output of actor a"},
 		{"overlapping routes", map[string]Grants{
-			"a": {HTTP: []HTTPGrant{{"0.0.0.0:8080", "/api/"}}},
-			"b": {HTTP: []HTTPGrant{{"127.0.0.1:8080", "/api/counter/"}}},
+			"a": {HTTP: []HTTPGrant{{Listen: "0.0.0.0:8080", PathPrefix: "/api/"}}},
+			"b": {HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "/api/counter/"}}},
 		}, "overlaps actor a's route"},
 		{"other port", map[string]Grants{
-			"a": {HTTP: []HTTPGrant{{"127.0.0.1:8080", "/"}}},
-			"b": {HTTP: []HTTPGrant{{"127.0.0.1:8081", "/"}}},
+			"a": {HTTP: []HTTPGrant{{Listen: "127.0.0.1:8080", PathPrefix: "/"}}},
+			"b": {HTTP: []HTTPGrant{{Listen: "127.0.0.1:8081", PathPrefix: "/"}}},
 		}, ""},
 	}
 	for _, tt := range tests {

@@ -26,7 +26,7 @@ const FileName = "trellis.db"
 
 // SchemaVersion is the newest schema this binary reads and writes. A file with
 // an older version is migrated on Open; a newer one is refused.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // DefaultTimeout is how long Open waits for the file lock when Options.Timeout
 // is zero.
@@ -113,6 +113,8 @@ var (
 	// Schema version 3.
 	bucketKV      = []byte("kv")       // actor name → bucket of the actor's keys and values
 	bucketKVUsage = []byte("kv-usage") // actor name → encodeKVUsage of its bucket
+	// Schema version 4.
+	bucketCapState = []byte("cap-state") // kind → bucket of actor "\x00" id → value
 )
 
 // migrations[v] upgrades a file from schema version v to v+1; version 0 is a
@@ -142,6 +144,13 @@ var migrations = [SchemaVersion]func(tx *bolt.Tx) error{
 			if _, err := tx.CreateBucket(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
+		}
+		return nil
+	},
+	3: func(tx *bolt.Tx) error {
+		// The kinds' buckets inside cap-state are created by their first write.
+		if _, err := tx.CreateBucket(bucketCapState); err != nil {
+			return fmt.Errorf("create bucket %s: %w", bucketCapState, err)
 		}
 		return nil
 	},

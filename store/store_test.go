@@ -164,6 +164,7 @@ var bucketsAddedIn = map[uint64][][]byte{
 	1: {bucketArtifacts, bucketActors, bucketActorRevisions},
 	2: {bucketHost, bucketHostLabels},
 	3: {bucketKV, bucketKVUsage},
+	4: {bucketCapState},
 }
 
 // downgrade turns the closed store file at path into a file of schema
