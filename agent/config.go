@@ -80,6 +80,9 @@ type Config struct {
 	// file an explicitly empty value (`http: ""` or `http:`) also means off;
 	// in a Config built in code "" means the default, like every zero field.
 	HTTPAddr string `yaml:"http"`
+	// Devices are the device's GPIO provider and sensors (trellis:gpio,
+	// trellis:sensor); none by default.
+	Devices mesh.Devices `yaml:"devices"`
 }
 
 // TLSConfig names the PEM files of a TLS connection.
@@ -380,7 +383,10 @@ func (c Config) validate() []*FieldError {
 			fleet[a.Name] = a.Grants
 		}
 	}
-	if err := capabilities.ValidateFleet(fleet, nil); err != nil {
+	if err := c.Devices.Validate(); err != nil {
+		errs = append(errs, &FieldError{Field: "devices", Err: err, lineKey: "devices"})
+	}
+	if err := capabilities.ValidateFleet(fleet, c.Devices.KnownLines()); err != nil {
 		errs = append(errs, &FieldError{Field: "actors", Err: err, lineKey: "actors"})
 	}
 	switch h := c.HeartbeatInterval; {
@@ -581,6 +587,7 @@ func (d *configDecoder) decode(data []byte) (Config, error) {
 		{"name", d.str(&c.Name)},
 		{"labels", d.labels(&c.Labels)},
 		{"actors", d.actors(&c.Actors)},
+		{"devices", d.devices(&c.Devices)},
 		{"heartbeat_interval", d.duration(&c.HeartbeatInterval)},
 		{"log_level", d.str(&c.LogLevel)},
 		{"http", func(n *yaml.Node, path string) {
@@ -875,6 +882,38 @@ func (d *configDecoder) grants(dst *capabilities.Grants) func(*yaml.Node, string
 			}
 		})
 		*dst = g
+	}
+}
+
+// devices decodes the device configuration strictly (an unknown key at any
+// depth is an error), with yaml's own decoding of each value; errors name
+// the line of the file.
+func (d *configDecoder) devices(dst *mesh.Devices) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		n = resolve(n)
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			d.fail(n, path, "", "want a mapping such as {gpio: {provider: sim, lines: [RELAY]}, sensors: [...]}")
+			return
+		}
+		text, err := yaml.Marshal(n)
+		if err != nil {
+			d.fail(n, path, "", "%v", err)
+			return
+		}
+		// Placed on its own line of the file, so that yaml's errors say
+		// where the user wrote the value.
+		text = append(bytes.Repeat([]byte{'\n'}, max(n.Line-1, 0)), text...)
+		dec := yaml.NewDecoder(bytes.NewReader(text))
+		dec.KnownFields(true)
+		var out mesh.Devices
+		if err := dec.Decode(&out); err != nil {
+			d.add(&FieldError{Line: n.Line, Field: path, Err: errors.New(strings.TrimPrefix(err.Error(), "yaml: ")), lineInErr: true})
+			return
+		}
+		*dst = out
 	}
 }
 

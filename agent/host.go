@@ -18,6 +18,7 @@ import (
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/gpio"
 	"github.com/trellis-edge/trellis/capabilities/kv"
 	"github.com/trellis-edge/trellis/capabilities/numbergen"
 	"github.com/trellis-edge/trellis/capabilities/sensor"
@@ -268,6 +269,12 @@ func (d *hostCalls) Dispatch(ctx context.Context, call actor.HostCall) ([]byte, 
 	return resp, err
 }
 
+// invoke calls a local actor's operation: how device events (GPIO edges,
+// messages, timer ticks, HTTP requests) reach actors.
+func (a *Agent) invoke(ctx context.Context, actor, operation string, payload []byte) ([]byte, error) {
+	return a.rt.Invoke(ctx, actor, operation, payload)
+}
+
 // EventCapabilityDenied is published when an actor calls a capability it
 // has no grant for.
 const EventCapabilityDenied = "dev.trellis.capability.denied"
@@ -289,10 +296,17 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 	for _, ns := range []string{"wasmcloud:keyvalue", "wascc:keyvalue"} {
 		d.Register(ns, kv.WasmCloud{Store: a.store})
 	}
-	// No sensors are configured yet (the device config for them comes with
-	// periphhost): a granted read says the sensor is not on this device.
-	a.sensors = sensor.NewHandler(nil)
-	d.Register(capabilities.Sensor, a.sensors)
+	// Device providers come from the devices config (configureDevices);
+	// until then a granted call says the device has none.
+	a.dev = &devices{
+		gpio: gpio.NewHandler(nil, func(ctx context.Context, actor, op string, payload []byte) error {
+			_, err := a.invoke(ctx, actor, op, payload)
+			return err
+		}),
+		sensors: sensor.NewHandler(nil),
+	}
+	d.Register(capabilities.GPIO, a.dev.gpio)
+	d.Register(capabilities.Sensor, a.dev.sensors)
 	return d
 }
 

@@ -54,15 +54,24 @@ func startHub(t *testing.T, leafListen string) *mesh.Server {
 // startAgent runs an agent until the test ends (or stop is called).
 func startAgent(t testing.TB, name, data string, hubs []string, actors ...agent.ActorConfig) *testAgent {
 	t.Helper()
-	if data == "" {
-		data = t.TempDir()
+	return startAgentConfig(t, agent.Config{DataDir: data, Hubs: hubs, Name: name, Actors: actors})
+}
+
+// startAgentConfig starts an agent with cfg, on a free port, a temporary
+// data dir unless cfg names one, and a heartbeat every second.
+func startAgentConfig(t testing.TB, cfg agent.Config) *testAgent {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
 	}
+	cfg.Listen, cfg.HeartbeatInterval = "127.0.0.1:0", time.Second
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = "127.0.0.1:0"
+	}
+	name, data := cfg.Name, cfg.DataDir
 	ta := &testAgent{name: name, data: data}
 	ready := make(chan struct{})
-	a, err := agent.New(agent.Config{
-		DataDir: data, Listen: "127.0.0.1:0", Hubs: hubs, Name: name,
-		Actors: actors, HeartbeatInterval: time.Second, HTTPAddr: "127.0.0.1:0",
-	}, agent.Options{Version: "0.0.0-test", Ready: func(url, id string) {
+	a, err := agent.New(cfg, agent.Options{Version: "0.0.0-test", Ready: func(url, id string) {
 		ta.url, ta.id = url, id
 		close(ready)
 	}})

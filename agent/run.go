@@ -18,7 +18,6 @@ import (
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
-	"github.com/trellis-edge/trellis/capabilities/sensor"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -55,7 +54,7 @@ type Agent struct {
 	ctl      *mesh.Control
 	events   *mesh.Events
 	caps     *capabilities.Dispatcher
-	sensors  *sensor.Handler
+	dev      *devices
 	hostID   string
 	httpAddr string
 	started  time.Time
@@ -176,6 +175,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		defer cancel()
 		_ = a.rt.Close(ctx)
 	})
+	onStop("devices", a.dev.close)
+	a.configureDevices(ctx, a.cfg.Devices)
 	a.rpc = mesh.NewRPC(a.nc, a.cfg.Lattice, a.hostID, a.rt, a.log)
 	onStop("actor rpc", a.rpc.Close)
 	a.events = mesh.NewEvents(a.nc, a.cfg.Lattice, a.hostID, a.log)

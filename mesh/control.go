@@ -111,6 +111,8 @@ type Control struct {
 	log    *slog.Logger
 	cancel context.CancelFunc // cancels the context of in-flight host calls
 
+	lattice, hostID string
+
 	mu       sync.Mutex
 	stopped  bool
 	inflight sync.WaitGroup // host calls in progress
@@ -141,7 +143,7 @@ func ServeControl(nc *nats.Conn, lattice, hostID, version string, host Host, log
 	log = log.With("subsystem", "control", "host", hostID)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &Control{host: host, log: log, cancel: cancel}
+	c := &Control{host: host, log: log, cancel: cancel, lattice: lattice, hostID: hostID}
 
 	meta := map[string]string{"host_id": hostID, "lattice": lattice, "trellis_version": version}
 	if name := host.Inventory(ctx).Host.Name; name != "" {
@@ -162,12 +164,7 @@ func ServeControl(nc *nats.Conn, lattice, hostID, version string, host Host, log
 	}
 	c.svc = svc
 
-	endpoints := []struct {
-		name    string
-		subject string
-		handle  func(context.Context, []byte) (Reply, error)
-		opts    []micro.EndpointOpt
-	}{
+	endpoints := []endpoint{
 		// Every host answers a ping: a queue group would pick one.
 		{"ping", CtlSubject(lattice, CtlPing), c.inventory, []micro.EndpointOpt{micro.WithEndpointQueueGroupDisabled()}},
 		{"inventory", HostCtlSubject(lattice, hostID, CtlInventory), c.inventory, nil},
@@ -177,6 +174,9 @@ func ServeControl(nc *nats.Conn, lattice, hostID, version string, host Host, log
 		{"actor-scale", HostCtlSubject(lattice, hostID, CtlActorScale), c.scaleActor, nil},
 		{"labels-put", HostCtlSubject(lattice, hostID, CtlLabelsPut), c.putLabels, nil},
 		{"labels-delete", HostCtlSubject(lattice, hostID, CtlLabelsDelete), c.deleteLabels, nil},
+	}
+	if dh, ok := host.(DeviceHost); ok {
+		endpoints = append(endpoints, c.deviceEndpoints(dh)...)
 	}
 	for _, ep := range endpoints {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
@@ -194,6 +194,14 @@ func ServeControl(nc *nats.Conn, lattice, hostID, version string, host Host, log
 		log.Warn("control subscriptions not confirmed by the server", "err", err)
 	}
 	return c, nil
+}
+
+// endpoint is one control operation.
+type endpoint struct {
+	name    string
+	subject string
+	handle  func(context.Context, []byte) (Reply, error)
+	opts    []micro.EndpointOpt
 }
 
 // Stop unregisters the service, cancels the context of host calls in

@@ -22,37 +22,66 @@ const watchQueue = 64
 // Handler serves trellis:gpio over a Provider: Read, Write and PWM on the
 // lines an actor is granted in that direction, and Watch, which invokes the
 // actor's operation with an Event (msgpack {line, level, time}) on each
-// edge. The provider can be swapped while actors run; watches on the old
-// one end and actors register them again.
+// edge. The provider can be swapped while actors run: each watch moves to
+// the new provider's line of the same name (a line the new provider lacks
+// loses its watches, and Rewatched says so).
 type Handler struct {
 	invoke Invoker
 
 	mu       sync.RWMutex
 	provider Provider
-	watches  map[string][]context.CancelFunc // by actor
+	watches  map[string][]*watchEntry // by actor
 	closed   bool
 	wg       sync.WaitGroup
 
 	dropped atomic.Uint64
 }
 
-// NewHandler serves provider; invoke delivers edges to actors.
-func NewHandler(provider Provider, invoke Invoker) *Handler {
-	return &Handler{provider: provider, invoke: invoke, watches: map[string][]context.CancelFunc{}}
+// watchEntry is one live watch: what the actor asked for and how to end it.
+type watchEntry struct {
+	req    WatchRequest
+	cancel context.CancelFunc
 }
 
-// SetProvider swaps the provider: every watch on the old one ends.
-func (h *Handler) SetProvider(p Provider) {
+// NewHandler serves provider; invoke delivers edges to actors.
+func NewHandler(provider Provider, invoke Invoker) *Handler {
+	return &Handler{provider: provider, invoke: invoke, watches: map[string][]*watchEntry{}}
+}
+
+// SetProvider swaps the provider without restarting actors: every watch on
+// the old one ends and is made again on the new one's line of the same
+// name. It returns the watches that could not be moved (the new provider
+// has no such line, or refused the watch), by actor.
+func (h *Handler) SetProvider(p Provider) (lost map[string][]error) {
 	h.mu.Lock()
 	h.provider = p
-	cancels := h.watches
-	h.watches = map[string][]context.CancelFunc{}
+	old := h.watches
+	h.watches = map[string][]*watchEntry{}
+	closed := h.closed
 	h.mu.Unlock()
-	for _, cs := range cancels {
-		for _, c := range cs {
-			c()
+	for _, ws := range old {
+		for _, w := range ws {
+			w.cancel()
 		}
 	}
+	if closed || p == nil {
+		return nil
+	}
+	for actor, ws := range old {
+		for _, w := range ws {
+			l, err := p.Line(w.req.Line)
+			if err == nil {
+				err = h.watch(actor, l, w.req)
+			}
+			if err != nil {
+				if lost == nil {
+					lost = map[string][]error{}
+				}
+				lost[actor] = append(lost[actor], fmt.Errorf("watch of line %s: %w", w.req.Line, err))
+			}
+		}
+	}
+	return lost
 }
 
 // Provider returns the provider in use.
@@ -65,11 +94,11 @@ func (h *Handler) Provider() Provider {
 // StopWatches ends an actor's watches (it was stopped).
 func (h *Handler) StopWatches(actor string) {
 	h.mu.Lock()
-	cs := h.watches[actor]
+	ws := h.watches[actor]
 	delete(h.watches, actor)
 	h.mu.Unlock()
-	for _, c := range cs {
-		c()
+	for _, w := range ws {
+		w.cancel()
 	}
 }
 
@@ -158,7 +187,7 @@ func (h *Handler) watch(actor string, l Line, r WatchRequest) error {
 		return fmt.Errorf("%w: gpio handler closed", capabilities.ErrUnavailable)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h.watches[actor] = append(h.watches[actor], cancel)
+	h.watches[actor] = append(h.watches[actor], &watchEntry{req: r, cancel: cancel})
 	h.wg.Add(1)
 	h.mu.Unlock()
 
@@ -190,3 +219,29 @@ func (h *Handler) watch(actor string, l Line, r WatchRequest) error {
 	}
 	return nil
 }
+
+// Bind implements capabilities.Binder: watches on lines the actor's new
+// grants no longer let it read end.
+func (h *Handler) Bind(actor string, g capabilities.Grants) error {
+	h.mu.Lock()
+	var keep []*watchEntry
+	var end []*watchEntry
+	for _, w := range h.watches[actor] {
+		if g.GPIOAllows(w.req.Line, capabilities.DirIn) {
+			keep = append(keep, w)
+		} else {
+			end = append(end, w)
+		}
+	}
+	if len(end) > 0 {
+		h.watches[actor] = keep
+	}
+	h.mu.Unlock()
+	for _, w := range end {
+		w.cancel()
+	}
+	return nil
+}
+
+// Unbind implements capabilities.Binder: the actor's watches end.
+func (h *Handler) Unbind(actor string) { h.StopWatches(actor) }

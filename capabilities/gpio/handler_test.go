@@ -3,6 +3,7 @@ package gpio_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,63 @@ func TestHandlerProviderSwap(t *testing.T) {
 	}
 	if l, _ := b.Get("GPIO17"); l != gpio.Low {
 		t.Fatal("after the swap, writes do not reach the new provider")
+	}
+}
+
+// A provider swap moves an actor's watches to the new provider's line of
+// the same name, so the actor keeps getting edges without registering
+// again; a line the new provider lacks is reported as lost.
+func TestHandlerProviderSwapMovesWatches(t *testing.T) {
+	// Each provider stamps its edges with its own clock, so a delivery says
+	// which provider it came from.
+	stamp := func(sec int64) *gpiosim.Options {
+		return &gpiosim.Options{Now: func() time.Time { return time.Unix(sec, 0) }}
+	}
+	a, _ := gpiosim.New([]string{"BUTTON"}, stamp(1))
+	b, _ := gpiosim.New([]string{"BUTTON"}, stamp(2))
+	c, _ := gpiosim.New([]string{"OTHER"}, stamp(3))
+	for _, p := range []*gpiosim.Provider{a, b, c} {
+		defer p.Close()
+	}
+	got := make(chan string, 16)
+	h := gpio.NewHandler(a, func(_ context.Context, actor, op string, payload []byte) error {
+		var ev gpio.Event
+		if err := msgpack.Unmarshal(payload, &ev); err != nil {
+			t.Errorf("edge payload: %v", err)
+		}
+		got <- fmt.Sprintf("%s/%s@%d", actor, op, ev.Time.Unix())
+		return nil
+	})
+	defer h.Close()
+	grants := capabilities.Grants{GPIO: []capabilities.GPIOGrant{{Line: "BUTTON", Direction: capabilities.DirIn}}}
+	payload, _ := msgpack.Marshal(gpio.WatchRequest{Line: "BUTTON", Edge: gpio.EdgeBoth, Operation: "OnButton"})
+	if _, err := h.Handle(context.Background(), capabilities.Call{Actor: "panel", Operation: gpio.OpWatch, Payload: payload, Grants: grants}); err != nil {
+		t.Fatal(err)
+	}
+	if lost := h.SetProvider(b); lost != nil {
+		t.Fatalf("swap to a provider with the line lost watches: %v", lost)
+	}
+	if err := a.Set("BUTTON", gpio.High); err != nil { // the old provider: nobody listens
+		t.Fatal(err)
+	}
+	if err := b.Set("BUTTON", gpio.High); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case inv := <-got:
+		if inv != "panel/OnButton@2" {
+			t.Fatalf("edge delivered as %s, want panel/OnButton@2 (from the new provider)", inv)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("an edge on the new provider never reached the actor")
+	}
+	select {
+	case inv := <-got:
+		t.Fatalf("a second delivery (%s): the old provider's watch is still live", inv)
+	default:
+	}
+	lost := h.SetProvider(c)
+	if len(lost["panel"]) != 1 {
+		t.Fatalf("swap to a provider without the line: lost = %v, want panel's one watch", lost)
 	}
 }

@@ -538,3 +538,15 @@ func TestConcurrentUse(t *testing.T) {
 	checkNoLoops(t)
 	t.Logf("%d callbacks for 200 edges", calls.Load())
 }
+
+// On a machine without the bus (CI, a laptop), opening it fails with an
+// error that names the bus and says what exists, instead of panicking or
+// hanging.
+func TestOpenMissingBusNamesIt(t *testing.T) {
+	if _, err := OpenI2C("trellis-no-such-bus"); err == nil || !strings.Contains(err.Error(), `"trellis-no-such-bus"`) || !strings.Contains(err.Error(), "buses:") {
+		t.Errorf("OpenI2C of a missing bus = %v; want an error naming it and the buses", err)
+	}
+	if _, err := OpenOneWire("trellis-no-such-bus"); err == nil || !strings.Contains(err.Error(), `"trellis-no-such-bus"`) || !strings.Contains(err.Error(), "buses:") {
+		t.Errorf("OpenOneWire of a missing bus = %v; want an error naming it and the buses", err)
+	}
+}
