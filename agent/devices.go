@@ -33,9 +33,9 @@ type devices struct {
 
 	mu         sync.Mutex
 	cfg        mesh.Devices
-	gpioName   string             // provider name: none, sim or periph
-	gpioClose  io.Closer          // the provider in use, closed when replaced
-	sim        *gpiosim.Provider  // when gpioName is sim
+	gpioName   string            // provider name: none, sim or periph
+	gpioClose  io.Closer         // the provider in use, closed when replaced
+	sim        *gpiosim.Provider // when gpioName is sim
 	sensorSims map[string]*sensorsim.Sensor
 	readers    map[string]string // sensor name → driver
 	buses      []io.Closer       // buses the configured sensors use
