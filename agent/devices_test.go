@@ -210,3 +210,53 @@ func TestGPIOEdgeInvokesActor(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReloadSwapsDevices: a config reload replaces the GPIO provider and
+// the sensors while the actor runs, and a section left out means none.
+func TestReloadSwapsDevices(t *testing.T) {
+	cfg := agent.Config{
+		Name:    "reload",
+		Devices: mesh.Devices{GPIO: &mesh.GPIOConfig{Provider: mesh.GPIOSim, Lines: []string{"RELAY"}}},
+		Actors: []agent.ActorConfig{{Name: "kitchen", Module: kitchenWasm,
+			Grants: capabilities.Grants{GPIO: []capabilities.GPIOGrant{{Line: "RELAY", Direction: capabilities.DirOut}}, Sensors: []string{"room"}}}},
+	}
+	a := startAgentConfig(t, cfg)
+	if _, err := hostcall(t, a, "trellis:gpio", "Write", map[string]any{"line": "RELAY", "level": true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hostcall(t, a, "trellis:sensor", "Read", map[string]any{"sensor": "room"}); err == nil {
+		t.Fatal("a sensor that is not configured answered")
+	}
+
+	cfg.Devices = mesh.Devices{
+		GPIO:    &mesh.GPIOConfig{Provider: mesh.GPIOSim, Lines: []string{"RELAY", "FAN"}},
+		Sensors: []mesh.SensorConfig{{Name: "room", Driver: mesh.SensorSim}},
+	}
+	cfg.DataDir = a.data
+	if err := a.agent.Reload(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	st := deviceState(t, a)
+	if len(st.GPIO.Lines) != 2 || len(st.Sensors) != 1 {
+		t.Fatalf("after the reload: %+v", st)
+	}
+	if _, err := hostcall(t, a, "trellis:sensor", "Read", map[string]any{"sensor": "room"}); err != nil {
+		t.Fatalf("the reloaded sensor: %v", err)
+	}
+	if _, err := hostcall(t, a, "trellis:gpio", "Write", map[string]any{"line": "RELAY", "level": true}); err != nil {
+		t.Fatalf("the actor after the reload: %v", err)
+	}
+
+	cfg.Devices = mesh.Devices{}
+	if err := a.agent.Reload(t.Context(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if st := deviceState(t, a); st.GPIO.Provider != mesh.GPIONone || len(st.Sensors) != 0 {
+		t.Fatalf("after reloading a config without devices: %+v", st)
+	}
+	// A reload with an invalid config changes nothing.
+	cfg.Devices = mesh.Devices{GPIO: &mesh.GPIOConfig{Provider: "gpiod"}}
+	if err := a.agent.Reload(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), `"gpiod"`) {
+		t.Fatalf("invalid reload: %v", err)
+	}
+}

@@ -326,3 +326,44 @@ func (a *Agent) Connect(opts ...nats.Option) (*nats.Conn, error) { return a.srv.
 // HTTPAddr returns the address of /healthz and /metrics once Run has
 // started ("" when disabled).
 func (a *Agent) HTTPAddr() string { return a.httpAddr }
+
+// Reload applies a new configuration to a running agent, as SIGHUP does
+// for `trellis agent`: the devices section replaces the GPIO provider and
+// the sensors (a section left out means none), the config's actors are
+// started or updated (actors started through the control API are kept),
+// and labels are put. Listen addresses, hubs, the data dir and the lattice
+// need a restart and are not changed. Actors keep running throughout.
+func (a *Agent) Reload(ctx context.Context, cfg Config) error {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if a.rt == nil {
+		return errors.New("agent: reload: the agent is not running")
+	}
+	devs := cfg.Devices
+	if devs.GPIO == nil {
+		devs.GPIO = &mesh.GPIOConfig{Provider: mesh.GPIONone}
+	}
+	if devs.Sensors == nil {
+		devs.Sensors = []mesh.SensorConfig{}
+	}
+	var errs []error
+	if err := a.applyDevices(ctx, devs); err != nil {
+		errs = append(errs, err)
+	}
+	a.cfg.Actors, a.cfg.Devices = cfg.Actors, cfg.Devices
+	if err := a.applyConfigActors(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if len(cfg.Labels) > 0 {
+		if err := (*host)(a).PutLabels(ctx, cfg.Labels); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("agent: reload: %w", err)
+	}
+	a.log.Info("config reloaded", "actors", len(cfg.Actors), "gpio", devs.GPIO.Provider, "sensors", len(devs.Sensors))
+	return nil
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -109,7 +111,11 @@ func newAgentCmd(io *streams, logLevel *string) *cobra.Command {
 		Long: `Agent runs the Trellis device agent: an embedded NATS server (the device bus, and a
 leaf node of every --hub), the actor runtime, actor RPC on the lattice, the control API
 and heartbeat events. Actors that ran before a restart run again, from the store, with
-no uplink. Settings come from --config and flags (flags win).`,
+no uplink. Settings come from --config and flags (flags win).
+
+SIGHUP reloads the config file: the devices section (GPIO provider, sensors), the
+actors it lists and the labels take effect while actors keep running; listen
+addresses, hubs, the data dir and the lattice need a restart.`,
 		Example: `  trellis agent --data /var/lib/trellis --hub nats-leaf://hub.example:7422 --label site=berlin
   trellis agent --config /etc/trellis/agent.yaml
   trellis agent --data ./data --listen 127.0.0.1:0 --actor echo=echo.wasm`,
@@ -127,6 +133,22 @@ no uplink. Settings come from --config and flags (flags win).`,
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
+			// SIGHUP re-reads --config (and the flags) and applies what can
+			// change while actors run: devices, actors, labels.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer func() { signal.Stop(hup); close(hup) }()
+			go func() {
+				for range hup {
+					next, err := f.resolve(cmd)
+					if err == nil {
+						err = a.Reload(cmd.Context(), next)
+					}
+					if err != nil {
+						log.Error("config reload failed; the running config stays", "err", err)
+					}
+				}
+			}()
 			if err := a.Run(cmd.Context()); err != nil {
 				return withCode(exitError, err)
 			}

@@ -81,7 +81,8 @@ timed out or hit a limit; 3 the module could not be loaded or started; 64 usage 
 	root.PersistentFlags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	root.AddCommand(
 		newRunCmd(io, &logLevel), newDevCmd(io, &logLevel), newAgentCmd(io, &logLevel), newHubCmd(io, &logLevel),
-		newCallCmd(io), newGetCmd(io), newActorCmd(io), newBenchCmd(io), newVersionCmd(io),
+		newCallCmd(io), newGetCmd(io), newActorCmd(io), newGPIOCmd(io), newSensorCmd(io), newDevicesCmd(io),
+		newBenchCmd(io), newVersionCmd(io),
 	)
 	return root
 }
