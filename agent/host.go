@@ -20,6 +20,7 @@ import (
 	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/capabilities/gpio"
 	"github.com/trellis-edge/trellis/capabilities/kv"
+	"github.com/trellis-edge/trellis/capabilities/logging"
 	"github.com/trellis-edge/trellis/capabilities/numbergen"
 	"github.com/trellis-edge/trellis/capabilities/sensor"
 	"github.com/trellis-edge/trellis/mesh"
@@ -292,6 +293,13 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 		},
 	})
 	d.Register(capabilities.Numbergen, numbergen.Handler{})
+	for _, ns := range numbergen.Namespaces {
+		d.Register(ns, numbergen.NewWasmCloud(numbergen.Handler{}))
+	}
+	logs := logging.New(a.log.With("subsystem", "actor-log"))
+	for _, ns := range logging.Namespaces {
+		d.Register(ns, logs)
+	}
 	d.Register(capabilities.KV, kv.Handler{Store: a.store})
 	for _, ns := range []string{"wasmcloud:keyvalue", "wascc:keyvalue"} {
 		d.Register(ns, kv.WasmCloud{Store: a.store})

@@ -183,8 +183,10 @@ var compat = map[string]string{
 	"wasmcloud:httpserver":        HTTP,
 	"wascc:http_server":           HTTP,
 	"wasmcloud:builtin:logging":   Log,
+	"wasmcloud:logging":           Log,
 	"wascc:logging":               Log,
 	"wasmcloud:builtin:numbergen": Numbergen,
+	"wasmcloud:extras":            Numbergen,
 }
 
 // contractOf returns the native contract a namespace is granted as.

@@ -10,6 +10,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/wasmcloud"
 )
 
 func TestNumbergen(t *testing.T) {
@@ -67,4 +68,44 @@ func FuzzRandomInRange(f *testing.F) {
 			t.Fatalf("%d outside [%d, %d]", n, r.Min, r.Max)
 		}
 	})
+}
+
+func TestWasmCloudNumberGen(t *testing.T) {
+	h := NewWasmCloud(Handler{})
+	call := func(ns, op string, payload []byte) []byte {
+		t.Helper()
+		resp, err := h.Handle(context.Background(), capabilities.Call{Actor: "a", Contract: ns, Operation: op, Payload: payload})
+		if err != nil {
+			t.Fatalf("%s %s: %v", ns, op, err)
+		}
+		return resp
+	}
+	for _, c := range [][2]string{{wasmcloud.NumberGen, wasmcloud.OpGenerateGuid}, {wasmcloud.Extras018, wasmcloud.OpLegacyRequestGuid}} {
+		if g, err := wasmcloud.DecodeString(call(c[0], c[1], nil)); err != nil || len(g) != 36 || g[14] != '4' {
+			t.Errorf("%s %s: %q, %v", c[0], c[1], g, err)
+		}
+	}
+	rng, _ := wasmcloud.EncodeRangeLimit(wasmcloud.RangeLimit{Min: 7, Max: 9})
+	for _, c := range [][2]string{{wasmcloud.NumberGen, wasmcloud.OpRandomInRange}, {wasmcloud.Extras018, wasmcloud.OpLegacyRequestRandom}} {
+		for range 50 {
+			if n, err := wasmcloud.DecodeUint32(call(c[0], c[1], rng)); err != nil || n < 7 || n > 9 {
+				t.Fatalf("%s %s in [7, 9]: %d, %v", c[0], c[1], n, err)
+			}
+		}
+	}
+	if _, err := wasmcloud.DecodeUint32(call(wasmcloud.NumberGen, wasmcloud.OpRandom32, nil)); err != nil {
+		t.Error(err)
+	}
+	a, _ := wasmcloud.DecodeUint64(call(wasmcloud.Extras018, wasmcloud.OpLegacyRequestSequence, nil))
+	b, _ := wasmcloud.DecodeUint64(call(wasmcloud.Extras018, wasmcloud.OpLegacyRequestSequence, nil))
+	if b != a+1 {
+		t.Errorf("sequence %d then %d", a, b)
+	}
+	bad, _ := wasmcloud.EncodeRangeLimit(wasmcloud.RangeLimit{Min: 9, Max: 7})
+	if _, err := h.Handle(context.Background(), capabilities.Call{Contract: wasmcloud.NumberGen, Operation: wasmcloud.OpRandomInRange, Payload: bad}); !errors.Is(err, capabilities.ErrBadPayload) {
+		t.Errorf("min over max: %v", err)
+	}
+	if _, err := h.Handle(context.Background(), capabilities.Call{Contract: wasmcloud.NumberGen, Operation: wasmcloud.OpRandomBytes, Payload: []byte{4}}); !errors.Is(err, capabilities.ErrUnknownOperation) {
+		t.Errorf("RandomBytes: %v", err)
+	}
 }
