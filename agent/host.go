@@ -19,10 +19,14 @@ import (
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/capabilities/gpio"
+	"github.com/trellis-edge/trellis/capabilities/httpserver"
 	"github.com/trellis-edge/trellis/capabilities/kv"
 	"github.com/trellis-edge/trellis/capabilities/logging"
+	"github.com/trellis-edge/trellis/capabilities/messaging"
 	"github.com/trellis-edge/trellis/capabilities/numbergen"
 	"github.com/trellis-edge/trellis/capabilities/sensor"
+	"github.com/trellis-edge/trellis/capabilities/timer"
+	"github.com/trellis-edge/trellis/capabilities/wasmcloud"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -271,9 +275,24 @@ func (d *hostCalls) Dispatch(ctx context.Context, call actor.HostCall) ([]byte, 
 }
 
 // invoke calls a local actor's operation: how device events (GPIO edges,
-// messages, timer ticks, HTTP requests) reach actors.
-func (a *Agent) invoke(ctx context.Context, actor, operation string, payload []byte) ([]byte, error) {
-	return a.rt.Invoke(ctx, actor, operation, payload)
+// messages, timer ticks, HTTP requests) reach actors. An actor's grants,
+// and so its bindings, are set before it starts (its initialisation may
+// call capabilities): an event for an actor that is starting waits for
+// the start, within ctx, instead of failing with not_found.
+func (a *Agent) invoke(ctx context.Context, name, operation string, payload []byte) ([]byte, error) {
+	if _, ok := a.rt.Actor(name); !ok {
+		a.startMu.Lock()
+		started, starting := a.starting[name]
+		a.startMu.Unlock()
+		if starting {
+			select {
+			case <-started:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return a.rt.Invoke(ctx, name, operation, payload)
 }
 
 // EventCapabilityDenied is published when an actor calls a capability it
@@ -313,6 +332,22 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 		}),
 		sensors: sensor.NewHandler(nil),
 	}
+	// HTTP ingress: routes come from grants (the dispatcher binds them).
+	a.http = httpserver.New(httpserver.Options{Invoke: a.invoke, Logger: a.log.With("subsystem", "http-ingress")})
+	for _, ns := range httpserver.Namespaces() {
+		d.Register(ns, a.http)
+	}
+	// Messaging on the lattice, and telemetry (subscriptions from grants
+	// and from actors' Subscribe calls, kept in the store).
+	a.msg = messaging.New(messaging.Options{Conn: a.nc, Store: a.store, Invoke: a.invoke,
+		Lattice: a.cfg.Lattice, Host: a.hostID, Logger: a.log.With("subsystem", "messaging")})
+	for _, ns := range []string{capabilities.Messaging, wasmcloud.Messaging, wasmcloud.WaSCCMessaging} {
+		d.Register(ns, a.msg)
+	}
+	d.Register(capabilities.Telemetry, messaging.NewTelemetry(a.nc, a.cfg.Lattice, a.hostID))
+	// Timers set by actors (kept in the store) and schedules from grants.
+	a.timers = timer.New(timer.Options{Store: a.store, Invoke: a.invoke, Logger: a.log.With("subsystem", "timer")})
+	d.Register(capabilities.Timer, a.timers)
 	d.Register(capabilities.GPIO, a.dev.gpio)
 	d.Register(capabilities.Sensor, a.dev.sensors)
 	return d

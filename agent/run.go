@@ -18,6 +18,9 @@ import (
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/capabilities/httpserver"
+	"github.com/trellis-edge/trellis/capabilities/messaging"
+	"github.com/trellis-edge/trellis/capabilities/timer"
 	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
@@ -55,6 +58,12 @@ type Agent struct {
 	events   *mesh.Events
 	caps     *capabilities.Dispatcher
 	dev      *devices
+	http     *httpserver.Server
+	msg      *messaging.Handler
+	timers   *timer.Handler
+
+	startMu  sync.Mutex
+	starting map[string]chan struct{} // actors between their grants and their start; closed when started (or failed)
 	hostID   string
 	httpAddr string
 	started  time.Time
@@ -176,6 +185,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		_ = a.rt.Close(ctx)
 	})
 	onStop("devices", a.dev.close)
+	onStop("messaging", a.msg.Close)
+	onStop("timers", a.timers.Close)
+	onStop("http ingress", func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = a.http.Close(ctx)
+	})
 	a.configureDevices(ctx, a.cfg.Devices)
 	a.rpc = mesh.NewRPC(a.nc, a.cfg.Lattice, a.hostID, a.rt, a.log)
 	onStop("actor rpc", a.rpc.Close)
@@ -273,6 +289,19 @@ func (a *Agent) applyConfigActors(ctx context.Context) error {
 // startActor grants an actor its capabilities (checked against the other
 // actors' grants), starts it in the runtime and serves it on the lattice.
 func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits actor.Limits, grants capabilities.Grants) error {
+	started := make(chan struct{})
+	a.startMu.Lock()
+	if a.starting == nil {
+		a.starting = map[string]chan struct{}{}
+	}
+	a.starting[name] = started
+	a.startMu.Unlock()
+	defer func() {
+		a.startMu.Lock()
+		delete(a.starting, name)
+		a.startMu.Unlock()
+		close(started)
+	}()
 	if err := a.grant(name, grants); err != nil {
 		return err
 	}
@@ -322,6 +351,10 @@ func (a *Agent) HostID() string { return a.hostID }
 // the agent's own parts use; for programs that embed the agent. Run must
 // have started.
 func (a *Agent) Connect(opts ...nats.Option) (*nats.Conn, error) { return a.srv.Connect(opts...) }
+
+// HTTPRoutes returns the actors' HTTP ingress routes with the addresses
+// they listen on (the real port when a grant asked for port 0).
+func (a *Agent) HTTPRoutes() []httpserver.RouteInfo { return a.http.Routes() }
 
 // HTTPAddr returns the address of /healthz and /metrics once Run has
 // started ("" when disabled).
