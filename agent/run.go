@@ -49,18 +49,18 @@ type Agent struct {
 	log  *slog.Logger
 
 	// Set by Run.
-	store    *store.Store
-	rt       *actor.Runtime
-	srv      *mesh.Server
-	nc       *nats.Conn
-	rpc      *mesh.RPC
-	ctl      *mesh.Control
-	events   *mesh.Events
-	caps     *capabilities.Dispatcher
-	dev      *devices
-	http     *httpserver.Server
-	msg      *messaging.Handler
-	timers   *timer.Handler
+	store  *store.Store
+	rt     *actor.Runtime
+	srv    *mesh.Server
+	nc     *nats.Conn
+	rpc    *mesh.RPC
+	ctl    *mesh.Control
+	events *mesh.Events
+	caps   *capabilities.Dispatcher
+	dev    *devices
+	http   *httpserver.Server
+	msg    *messaging.Handler
+	timers *timer.Handler
 
 	startMu  sync.Mutex
 	starting map[string]chan struct{} // actors between their grants and their start; closed when started (or failed)
