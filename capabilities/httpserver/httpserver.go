@@ -161,7 +161,18 @@ type Server struct {
 }
 
 // routeKey identifies one of an actor's routes across Binds.
-type routeKey struct{ listen, prefix string }
+// routeKey identifies an actor's route: its address and prefix, and on
+// port 0 (a listener of the route's own) also its operation and format,
+// so that one actor may have the same prefix on two free ports.
+type routeKey struct{ listen, prefix, variant string }
+
+func keyOf(r Route) routeKey {
+	k := routeKey{listen: normalListen(r.Listen), prefix: r.PathPrefix}
+	if _, port, err := net.SplitHostPort(k.listen); err == nil && port == "0" {
+		k.variant = r.Operation + "\x00" + r.Format
+	}
+	return k
+}
 
 // route is a bound route; immutable once in a listener's table.
 type route struct {
@@ -223,7 +234,7 @@ func resolve(actor string, grants []capabilities.HTTPGrant) (map[routeKey]Route,
 				r.Operation = wasmcloud.OpLegacyHandleRequest
 			}
 		}
-		k := routeKey{listen: normalListen(g.Listen), prefix: g.PathPrefix}
+		k := keyOf(r)
 		if prev, ok := want[k]; ok {
 			if prev != r {
 				return nil, nil, fmt.Errorf("httpserver: actor %s: grants: http[%d] %s%s: granted twice with different operation or format",
@@ -254,7 +265,7 @@ func normalListen(listen string) string {
 // for port 0 a listener of the route's own.
 func listenerKey(actor string, k routeKey) string {
 	if _, port, err := net.SplitHostPort(k.listen); err == nil && port == "0" {
-		return "own\x00" + actor + "\x00" + k.listen + "\x00" + k.prefix
+		return "own\x00" + actor + "\x00" + k.listen + "\x00" + k.prefix + "\x00" + k.variant
 	}
 	return k.listen
 }
@@ -357,7 +368,7 @@ func (s *Server) Bind(actor string, g capabilities.Grants) error {
 		l := s.listeners[r.lkey]
 		l.routes = append(l.routes, r)
 		touched[l] = true
-		next[routeKey{normalListen(r.Listen), r.PathPrefix}] = r
+		next[keyOf(r.Route)] = r
 		started = append(started, startedRoute{r.Route, l.ln.Addr()})
 	}
 	if len(next) == 0 {
