@@ -306,12 +306,12 @@ func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits
 		return err
 	}
 	if _, err := a.rt.Start(ctx, name, wasm, limits); err != nil {
-		a.caps.RemoveGrants(name)
+		a.caps.ReleaseGrants(name)
 		return err
 	}
 	if err := a.rpc.Serve(name); err != nil {
 		_ = a.rt.Stop(ctx, name)
-		a.caps.RemoveGrants(name)
+		a.caps.ReleaseGrants(name)
 		return err
 	}
 	return nil

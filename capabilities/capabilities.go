@@ -74,3 +74,12 @@ type Binder interface {
 	Bind(actor string, g Grants) error
 	Unbind(actor string)
 }
+
+// Releaser is a Binder that can stop routing an actor's events without
+// forgetting what it keeps for the actor (stored timers, subscriptions):
+// the dispatcher's ReleaseGrants calls Release where a binder has it, and
+// Unbind where not. An actor whose start failed is released, not unbound,
+// so that its next start finds its state.
+type Releaser interface {
+	Release(actor string)
+}

@@ -92,6 +92,24 @@ func (d *Dispatcher) RemoveGrants(actor string) {
 	}
 }
 
+// ReleaseGrants forgets an actor's grants like RemoveGrants, but binders
+// that keep state for the actor keep it (Releaser): for an actor whose
+// start failed, or that stops with the host.
+func (d *Dispatcher) ReleaseGrants(actor string) {
+	d.bindMu.Lock()
+	defer d.bindMu.Unlock()
+	d.mu.Lock()
+	delete(d.grants, actor)
+	d.mu.Unlock()
+	for _, b := range d.binders() {
+		if r, ok := b.(Releaser); ok {
+			r.Release(actor)
+		} else {
+			b.Unbind(actor)
+		}
+	}
+}
+
 // binders returns the registered handlers that are Binders, each once.
 func (d *Dispatcher) binders() []Binder {
 	d.mu.RLock()

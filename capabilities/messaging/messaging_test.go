@@ -673,3 +673,39 @@ func TestClose(t *testing.T) {
 	}
 	h.Close() // twice is fine
 }
+
+// Release (an actor whose start failed) ends its subscriptions but keeps
+// the stored ones: the next Bind subscribes them again. Unbind forgets.
+func TestReleaseKeepsStoredSubscriptions(t *testing.T) {
+	b := startBus(t, 0)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	a := newActors()
+	h := newHandler(t, b, st, a, messaging.Options{})
+	g := capabilities.Grants{Subscribe: []string{"cmd.>"}}
+	if err := h.Bind("thermo", g); err != nil {
+		t.Fatal(err)
+	}
+	subscribe(t, h, "thermo", g, messaging.SubscribeRequest{Subject: "cmd.heat", Operation: "OnCmd"})
+	h.Release("thermo")
+	b.flush(t)
+	if err := b.peer.Publish("cmd.heat", []byte("lost")); err != nil {
+		t.Fatal(err)
+	}
+	b.flush(t)
+	a.none(t)
+	if err := h.Bind("thermo", g); err != nil {
+		t.Fatal(err)
+	}
+	b.flush(t)
+	if err := b.peer.Publish("cmd.heat", []byte("on")); err != nil {
+		t.Fatal(err)
+	}
+	if inv := a.next(t); inv.op != "OnCmd" {
+		t.Fatalf("after Release and Bind: %s", inv.op)
+	}
+	h.Unbind("thermo")
+	if recs, _ := st.CapStateList(messaging.StateKind); len(recs) != 0 {
+		t.Fatalf("stored after Unbind: %v", recs)
+	}
+}

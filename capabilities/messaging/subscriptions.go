@@ -293,6 +293,33 @@ func (h *Handler) Unbind(actor string) {
 	}
 }
 
+// Release implements capabilities.Releaser: the actor's subscriptions end
+// but its stored ones stay, to be made again when it is bound next (its
+// start failed, or it is being moved).
+func (h *Handler) Release(actor string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a := h.actors[actor]; a != nil {
+		a.stopAll()
+		delete(h.actors, actor)
+	}
+	delete(h.pending, actor)
+	if h.store == nil || !h.loaded {
+		return // the next Bind loads everything from the store
+	}
+	recs, err := h.store.CapStateList(StateKind)
+	if err != nil {
+		h.log.Error("reading stored subscriptions", "actor", actor, "err", err)
+		h.loaded = false // read again at the next Bind
+		return
+	}
+	for _, r := range recs {
+		if r.Actor == actor {
+			h.pending[actor] = append(h.pending[actor], r)
+		}
+	}
+}
+
 // loadPending reads the stored subscriptions once. Called with h.mu held.
 func (h *Handler) loadPending() error {
 	if h.loaded || h.store == nil {

@@ -465,6 +465,20 @@ func (h *Handler) Unbind(actor string) {
 	}
 }
 
+// Release implements capabilities.Releaser: the actor's timers and
+// schedules stop but its stored timers stay, to start again when it is
+// bound next (its start failed).
+func (h *Handler) Release(actor string) {
+	_ = h.lock(context.Background())
+	defer h.unlock()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if a := h.actors[actor]; a != nil {
+		h.stopActor(a)
+		delete(h.actors, actor)
+	}
+}
+
 // Close stops every timer and schedule, cancels the invocations that run
 // and waits for them to return. Stored timers stay: they start again when
 // a new Handler on the same store binds their actors.

@@ -878,3 +878,26 @@ func TestStoreFailure(t *testing.T) {
 		t.Fatalf("Bind on a closed store: %v", err)
 	}
 }
+
+// Release (an actor whose start failed) stops its timers but keeps them
+// stored; its next Bind starts them again. Unbind forgets them.
+func TestReleaseKeepsStoredTimers(t *testing.T) {
+	r := newRig(t)
+	r.bind(granted)
+	r.mustCall(timer.OpSet, m{"name": "p", "operation": "Poll", "every": 100})
+	r.h.Release(actor)
+	if s := r.h.Stats(); s.Timers != 0 {
+		t.Fatalf("timers running after Release: %+v", s)
+	}
+	if ids := r.stored(); len(ids) != 1 {
+		t.Fatalf("stored after Release: %q, want the timer kept", ids)
+	}
+	r.bind(granted)
+	if s := r.h.Stats(); s.Timers != 1 {
+		t.Fatalf("after Release and Bind: %+v, want the timer back", s)
+	}
+	r.h.Unbind(actor)
+	if ids := r.stored(); len(ids) != 0 {
+		t.Fatalf("stored after Unbind: %q", ids)
+	}
+}
