@@ -84,5 +84,32 @@ func (a *Agent) metrics(w http.ResponseWriter, _ *http.Request) {
 			fmt.Fprintf(&b, "%s{actor=%q} %d\n", s.name, act.Name(), s.value(i))
 		}
 	}
+	a.capabilityMetrics(&b, gauge)
 	_, _ = w.Write([]byte(b.String()))
+}
+
+// capabilityMetrics writes the capabilities' counters.
+func (a *Agent) capabilityMetrics(b *strings.Builder, gauge func(name, help, typ string)) {
+	one := func(name, help, typ string, v uint64) {
+		gauge(name, help, typ)
+		fmt.Fprintf(b, "%s %d\n", name, v)
+	}
+	ds := a.caps.Stats()
+	one("trellis_capability_denied_total", "Capability calls refused for want of a grant.", "counter", ds.Denied)
+	one("trellis_capability_unknown_total", "Host calls to a namespace nothing serves.", "counter", ds.Unknown)
+	one("trellis_gpio_dropped_edges_total", "GPIO edges dropped because an actor fell behind.", "counter", a.dev.gpio.Dropped())
+	ms := a.msg.Stats()
+	one("trellis_messaging_subscriptions", "Live subscriptions of actors.", "gauge", uint64(ms.Subscriptions))
+	one("trellis_messaging_delivered_total", "Messages delivered to actors.", "counter", ms.Delivered)
+	one("trellis_messaging_dropped_total", "Messages dropped because an actor fell behind.", "counter", ms.Dropped)
+	one("trellis_messaging_failed_total", "Deliveries whose invocation failed.", "counter", ms.Failed)
+	ts := a.timers.Stats()
+	one("trellis_timers", "Live timers and schedules.", "gauge", uint64(ts.Timers))
+	one("trellis_timer_fired_total", "Timer invocations.", "counter", ts.Fired)
+	one("trellis_timer_skipped_total", "Ticks skipped because the previous one still ran.", "counter", ts.Skipped)
+	one("trellis_timer_failed_total", "Timer invocations that failed.", "counter", ts.Failed)
+	hs := a.http.Stats()
+	one("trellis_http_requests_total", "HTTP ingress requests.", "counter", hs.Requests)
+	one("trellis_http_errors_total", "HTTP ingress requests the host answered with an error (no route, too large, unavailable, timeout, failed, bad response).", "counter",
+		hs.NoRoute+hs.BadRequest+hs.TooLarge+hs.Unavailable+hs.Timeout+hs.Failed+hs.BadResponse)
 }

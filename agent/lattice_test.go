@@ -289,7 +289,7 @@ func TestLattice(t *testing.T) {
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
-		for _, want := range []string{"trellis_up{", `trellis_actor_calls_total{actor="echo"}`, "trellis_leaf_connections 1"} {
+		for _, want := range []string{"trellis_up{", `trellis_actor_calls_total{actor="echo"}`, "trellis_leaf_connections 1", "trellis_capability_denied_total ", "trellis_http_requests_total "} {
 			if !strings.Contains(string(body), want) {
 				t.Errorf("metrics lack %s:\n%s", want, body)
 			}
