@@ -37,11 +37,14 @@ fixtures: ## rebuild every committed .wasm from its source (needs wat2wasm and n
 	bash agent/actor/testdata/build.sh
 	$(GOWASM) -o agent/actor/testdata/kitchen.wasm ./agent/actor/testdata/kitchen
 	$(GOWASM) -o examples/actors/echo/echo.wasm ./examples/actors/echo
+	$(GOWASM) -o examples/actors/kvcounter/kvcounter.wasm ./examples/actors/kvcounter
+	$(GOWASM) -o examples/actors/thermostat/thermostat.wasm ./examples/actors/thermostat
+	$(GOWASM) -o examples/actors/wasmcloud-kvcounter/wasmcloud-kvcounter.wasm ./examples/actors/wasmcloud-kvcounter
 	cd examples/actors/hello-as && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build
 
 check: ## vet, gofmt, go mod tidy and fixtures up to date
 	$(GO) vet ./...
-	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/ ./examples/actors/echo/ ./agent/actor/testdata/kitchen/
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./sdk/... ./examples/actors/... ./agent/actor/testdata/kitchen/
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@cp go.mod /tmp/trellis-go.mod.check; cp go.sum /tmp/trellis-go.sum.check; \
 	  $(GO) mod tidy; \

@@ -4,7 +4,10 @@ package sdk
 
 import (
 	"os"
+	"slices"
 	"unsafe"
+
+	"github.com/trellis-edge/trellis/sdk/internal/nativeabi"
 )
 
 // A native build has no waPC host. It exists so that the package compiles
@@ -38,6 +41,37 @@ func hostResponse(ptr *byte)  { nativeHost.hostResponse(ptr) }
 func hostErrorLen() uint32    { return nativeHost.hostErrorLen() }
 func hostError(ptr *byte)     { nativeHost.hostError(ptr) }
 func consoleLog(msg string)   { nativeHost.consoleLog(msg) }
+
+// The hooks through which package sdktest installs its fake host. They are
+// set here rather than exported from sdk so that the public API stays what
+// a wasm actor uses.
+func init() {
+	nativeabi.Install = installHost
+	nativeabi.GuestCall = guestCall
+}
+
+// installHost makes h the host and returns what restores the previous host
+// and the handlers registered so far.
+func installHost(h nativeabi.ABI) (restore func()) {
+	oldHost, oldRoutes := nativeHost, slices.Clip(routes)
+	nativeHost, inCall = exportedABI{h}, false
+	return func() { nativeHost, routes, inCall = oldHost, oldRoutes, false }
+}
+
+// exportedABI adapts a nativeabi.ABI to abi.
+type exportedABI struct{ h nativeabi.ABI }
+
+func (e exportedABI) guestRequest(operation, payload *byte) { e.h.GuestRequest(operation, payload) }
+func (e exportedABI) guestResponse(ptr *byte, n uint32)     { e.h.GuestResponse(ptr, n) }
+func (e exportedABI) guestError(msg string)                 { e.h.GuestError(msg) }
+func (e exportedABI) hostCall(binding, namespace, operation string, payload *byte, payloadLen uint32) uint32 {
+	return e.h.HostCall(binding, namespace, operation, payload, payloadLen)
+}
+func (e exportedABI) hostResponseLen() uint32 { return e.h.HostResponseLen() }
+func (e exportedABI) hostResponse(ptr *byte)  { e.h.HostResponse(ptr) }
+func (e exportedABI) hostErrorLen() uint32    { return e.h.HostErrorLen() }
+func (e exportedABI) hostError(ptr *byte)     { e.h.HostError(ptr) }
+func (e exportedABI) consoleLog(msg string)   { e.h.ConsoleLog(msg) }
 
 // noHost answers every host call with an error and sends the console log to
 // stderr. Nothing calls into the guest natively, so the guest half is inert.

@@ -93,10 +93,34 @@
 // time.Sleep still waits the right time, but by polling the clock, which
 // costs CPU.
 //
-// # Native builds
+// # Contracts
+//
+// The packages below this one wrap the native contracts in typed Go calls,
+// with the msgpack shapes of docs/capabilities.md; each call is a host call
+// that the host allows only where the actor's grants do, and a refused
+// call is an error whose text says "denied":
+//
+//	sdk/kv          trellis:kv         the actor's own key-value bucket
+//	sdk/sensor      trellis:sensor     named sensors (temperature, humidity, pressure)
+//	sdk/gpio        trellis:gpio       GPIO lines: read, write, PWM, watch edges
+//	sdk/messaging   trellis:messaging  NATS publish, request, subscribe; HandleMessage
+//	sdk/telemetry   trellis:telemetry  telemetry topics
+//	sdk/timer       trellis:timer      timers on the actor itself; HandleTicks
+//	sdk/httpserver  trellis:http       HTTP routes to the actor; Handle
+//	sdk/numbergen   trellis:numbergen  random numbers and GUIDs
+//
+// trellis:log is Debug, Info, Warn and Error here. Errors the host returns
+// are *HostError; an answer that does not decode is an error that names
+// the operation and the key at fault. The SDK imports nothing but the
+// standard library: none of the host's packages end up in an actor.
+//
+// # Native builds and tests
 //
 // On other targets than wasip1 the package compiles so that the module
-// builds and vets as a whole, and so that its dispatch code is tested
-// natively; there, HostCall fails because there is no host, and Log writes
-// to stderr.
+// builds and vets as a whole, and so that actors are tested natively;
+// there, HostCall fails because there is no host, and Log writes to
+// stderr. Package sdktest installs a fake host instead, which a test
+// serves (with its own answers, or with the host's real handlers) while
+// it calls the actor's operations as the host would. An actor whose
+// main.go has no build constraint is tested like any Go package.
 package sdk
