@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -293,7 +294,7 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 // TestDevStopsCleanly runs `trellis dev` from the repository root, calls its
 // example actors, and stops it with Ctrl-C (SIGINT): it must exit 0.
 func TestDevStopsCleanly(t *testing.T) {
-	cmd := exec.Command(trellisBinary(t), "dev", "--listen", "127.0.0.1:0", "--data", t.TempDir())
+	cmd := exec.Command(trellisBinary(t), "dev", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", t.TempDir())
 	cmd.Dir = "../.."
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -303,17 +304,47 @@ func TestDevStopsCleanly(t *testing.T) {
 	defer cmd.Process.Kill()
 	lines := bufio.NewScanner(pr)
 	re := regexp.MustCompile(`device bus\s+(nats://\S+)`)
-	var url string
+	counterRe := regexp.MustCompile(`curl (http://\S+/api/counter/demo)`)
+	var url, counter string
 	var out strings.Builder
-	for url == "" && lines.Scan() {
+	for counter == "" && lines.Scan() {
 		out.WriteString(lines.Text() + "\n")
 		if m := re.FindStringSubmatch(lines.Text()); m != nil {
 			url = m[1]
 		}
+		if m := counterRe.FindStringSubmatch(lines.Text()); m != nil {
+			counter = m[1]
+		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if url == "" {
-		t.Fatalf("trellis dev never printed its device bus:\n%s", out.String())
+	if url == "" || counter == "" {
+		t.Fatalf("trellis dev never printed its device bus and the kvcounter URL:\n%s", out.String())
+	}
+	for _, want := range []string{`{"counter":1}`, `{"counter":2}`} {
+		resp, err := http.Get(counter)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) != want {
+			t.Fatalf("GET %s on trellis dev: %q, want %s", counter, body, want)
+		}
+	}
+	// The simulated devices, through the CLI.
+	if got, err := runCLI(t, "sensor", "set", "--server", url, "room", "temperature", "12.5"); err != nil || !strings.Contains(got, "12.5") {
+		t.Fatalf("trellis sensor set: %q, %v", got, err)
+	}
+	if _, err := runCLI(t, "gpio", "set", "--server", url, "BUTTON", "high"); err != nil {
+		t.Fatalf("trellis gpio set: %v", err)
+	}
+	got, err := runCLI(t, "gpio", "get", "--server", url, "BUTTON", "-o", "json")
+	var lines2 []mesh.GPIOLine
+	if err != nil || json.Unmarshal([]byte(got), &lines2) != nil || len(lines2) != 1 || !lines2[0].Level {
+		t.Fatalf("trellis gpio get BUTTON after set high: %q, %v", got, err)
+	}
+	if _, err := runCLI(t, "gpio", "set", "--server", url, "NOPE", "high"); err == nil {
+		t.Fatal("trellis gpio set of a line the device does not have succeeded")
 	}
 	for actor, want := range map[string][]string{"echo": {"echo", "hi", "hi"}, "hello": {"hello", "dev", "Hello, dev!"}} {
 		got, err := runCLI(t, "call", "--server", url, actor, want[0], want[1])
