@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/trellis-edge/trellis/agent"
 	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/capabilities"
 	"github.com/trellis-edge/trellis/mesh"
 )
 
@@ -264,7 +267,7 @@ func newActorCmd(io *streams) *cobra.Command {
 		Short: "Start, stop, scale or update an actor on one host",
 	}
 	var conn connFlags
-	var hostSel, limitsF string
+	var hostSel, limitsF, grantsF string
 	var maxInst int
 	control := func(cmd *cobra.Command, op string, req any) error {
 		if hostSel == "" {
@@ -305,7 +308,22 @@ func newActorCmd(io *streams) *cobra.Command {
 		if maxInst > 0 {
 			limits.MaxInstances = maxInst
 		}
-		return mesh.StartActor{Name: args[0], Module: wasm, Limits: agent.WireLimits(limits)}, nil
+		var grants capabilities.Grants
+		if grantsF != "" {
+			b, err := os.ReadFile(grantsF)
+			if err != nil {
+				return mesh.StartActor{}, withCode(exitUsage, err)
+			}
+			dec := yaml.NewDecoder(bytes.NewReader(b))
+			dec.KnownFields(true)
+			if err := dec.Decode(&grants); err != nil && len(bytes.TrimSpace(b)) > 0 {
+				return mesh.StartActor{}, withCode(exitUsage, fmt.Errorf("%s: %w", grantsF, err))
+			}
+			if err := grants.Validate(); err != nil {
+				return mesh.StartActor{}, withCode(exitUsage, fmt.Errorf("%s: %w", grantsF, err))
+			}
+		}
+		return mesh.StartActor{Name: args[0], Module: wasm, Limits: agent.WireLimits(limits), Grants: grants}, nil
 	}
 	start := &cobra.Command{
 		Use: "start NAME MODULE.wasm", Short: "Start an actor on a host (it is restored there after a restart)",
@@ -350,6 +368,7 @@ func newActorCmd(io *streams) *cobra.Command {
 	}
 	for _, c := range []*cobra.Command{start, update} {
 		c.Flags().StringVar(&limitsF, "limits", "", "read the actor's limits from a YAML `FILE`")
+		c.Flags().StringVar(&grantsF, "grants", "", "read the actor's grants from a YAML `FILE` (the keys of docs/capabilities.md; none: deny everything)")
 	}
 	for _, c := range []*cobra.Command{start, update, scale} {
 		c.Flags().IntVar(&maxInst, "max-instances", 0, "instances that may run calls at once")

@@ -197,6 +197,27 @@ func TestProcesses(t *testing.T) {
 			t.Fatalf("call after stop: %v\n%s", err, out)
 		}
 	})
+	t.Run("actor start with grants", func(t *testing.T) {
+		grants := filepath.Join(t.TempDir(), "grants.yaml")
+		if err := os.WriteFile(grants, []byte("kv: true\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCLI(t, "actor", "start", "kitchen", fixtures+"kitchen.wasm", "--host", "devb", "--grants", grants, "--server", hubURL); err != nil {
+			t.Fatalf("actor start --grants: %v\n%s", err, out)
+		}
+		// kitchen's hostcall op: "namespace\noperation\npayload"; Increment {key: "k", delta: 1}.
+		inc := "trellis:kv\nIncrement\n\x82\xa3key\xc4\x01k\xa5delta\x01"
+		out, err := runCLI(t, "call", "--server", hubURL, "kitchen", "hostcall", inc)
+		if err != nil || out != "\x81\xa5value\xd3\x00\x00\x00\x00\x00\x00\x00\x01" { // {value: int64 1}
+			t.Fatalf("a granted kv call through the CLI-started actor: %q, %v", out, err)
+		}
+		if err := os.WriteFile(grants, []byte("kv: yes please\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := runCLI(t, "actor", "start", "kitchen2", fixtures+"kitchen.wasm", "--host", "devb", "--grants", grants, "--server", hubURL); err == nil || !strings.Contains(out, "grants.yaml") {
+			t.Fatalf("a bad grants file: %v\n%s", err, out)
+		}
+	})
 	t.Run("nats context", func(t *testing.T) {
 		cfg := t.TempDir()
 		ctxDir := filepath.Join(cfg, "nats", "context")
