@@ -93,21 +93,6 @@ type Reply struct {
 	Response any    `json:"response,omitempty"`
 }
 
-// Duration is a time.Duration that is a Go duration string in JSON.
-type Duration time.Duration
-
-// String formats d as time.Duration does.
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalText implements encoding.TextMarshaler.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// UnmarshalText implements encoding.TextUnmarshaler.
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration that is a Go duration string in JSON and
+// YAML ("2s"); the one type grants and the wire share.
+type Duration = capabilities.Duration
