@@ -190,3 +190,40 @@ func TestHandlerProviderSwapMovesWatches(t *testing.T) {
 		t.Fatalf("swap to a provider without the line: lost = %v, want panel's one watch", lost)
 	}
 }
+
+// Narrowed grants end the watches they no longer cover (Bind); Unbind ends
+// the rest.
+func TestHandlerBindEndsWatchesOutsideGrants(t *testing.T) {
+	sim, _ := gpiosim.New([]string{"A", "B"}, nil)
+	defer sim.Close()
+	h := gpio.NewHandler(sim, func(context.Context, string, string, []byte) error { return nil })
+	defer h.Close()
+	both := capabilities.Grants{GPIO: []capabilities.GPIOGrant{{Line: "A", Direction: capabilities.DirIn}, {Line: "B", Direction: capabilities.DirIn}}}
+	for _, line := range []string{"A", "B"} {
+		payload, _ := msgpack.Marshal(gpio.WatchRequest{Line: line, Edge: gpio.EdgeBoth, Operation: "On"})
+		if _, err := h.Handle(context.Background(), capabilities.Call{Actor: "x", Operation: gpio.OpWatch, Payload: payload, Grants: both}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	watches := func(line string) int {
+		st, _ := sim.State(line)
+		return st.Watches
+	}
+	if err := h.Bind("x", capabilities.Grants{GPIO: both.GPIO[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for watches("B") != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if watches("A") != 1 || watches("B") != 0 {
+		t.Fatalf("after narrowing to A: watches A=%d B=%d, want 1 and 0", watches("A"), watches("B"))
+	}
+	h.Unbind("x")
+	for watches("A") != 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if watches("A") != 0 {
+		t.Fatal("Unbind left a watch")
+	}
+}

@@ -109,3 +109,19 @@ func TestWasmCloudNumberGen(t *testing.T) {
 		t.Errorf("RandomBytes: %v", err)
 	}
 }
+
+// FuzzWasmCloud: any operation and payload from a guest gives an answer or
+// an error, never a panic.
+func FuzzWasmCloud(f *testing.F) {
+	rng, _ := wasmcloud.EncodeRangeLimit(wasmcloud.RangeLimit{Min: 1, Max: 6})
+	for _, op := range []string{wasmcloud.OpRandomInRange, wasmcloud.OpLegacyRequestRandom, wasmcloud.OpGenerateGuid, wasmcloud.OpLegacyRequestSequence} {
+		f.Add(op, rng)
+	}
+	f.Add(wasmcloud.OpRandomInRange, []byte{0x82, 0xa3, 'm', 'i', 'n', 0xcf})
+	h := NewWasmCloud(Handler{})
+	f.Fuzz(func(t *testing.T, op string, payload []byte) {
+		for _, ns := range Namespaces {
+			_, _ = h.Handle(context.Background(), capabilities.Call{Actor: "f", Contract: ns, Operation: op, Payload: payload})
+		}
+	})
+}
