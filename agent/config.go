@@ -83,7 +83,30 @@ type Config struct {
 	// Devices are the device's GPIO provider and sensors (trellis:gpio,
 	// trellis:sensor); none by default.
 	Devices mesh.Devices `yaml:"devices"`
+	// Telemetry bounds the device's telemetry buffer (the backlog kept
+	// while the hub is unreachable).
+	Telemetry TelemetryConfig `yaml:"telemetry"`
 }
+
+// TelemetryConfig bounds the device's telemetry buffer. Zero fields mean
+// the defaults.
+type TelemetryConfig struct {
+	// MaxAge drops messages older than this, forwarded or not.
+	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes bounds the buffer on disk.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// WhenFull is what a full buffer does: TelemetryDropOldest (the
+	// default) or TelemetryReject (the publisher gets an error).
+	WhenFull string `yaml:"when_full"`
+}
+
+// Telemetry buffer policies and defaults.
+const (
+	TelemetryDropOldest      = "drop_oldest"
+	TelemetryReject          = "reject"
+	DefaultTelemetryMaxAge   = 7 * 24 * time.Hour
+	DefaultTelemetryMaxBytes = 64 << 20
+)
 
 // TLSConfig names the PEM files of a TLS connection.
 type TLSConfig struct {
@@ -260,6 +283,13 @@ func (c Config) WithDefaults() Config {
 	if c.HeartbeatInterval == 0 {
 		c.HeartbeatInterval = DefaultHeartbeatInterval
 	}
+	def(&c.Telemetry.WhenFull, TelemetryDropOldest)
+	if c.Telemetry.MaxAge == 0 {
+		c.Telemetry.MaxAge = DefaultTelemetryMaxAge
+	}
+	if c.Telemetry.MaxBytes == 0 {
+		c.Telemetry.MaxBytes = DefaultTelemetryMaxBytes
+	}
 	return c
 }
 
@@ -382,6 +412,14 @@ func (c Config) validate() []*FieldError {
 		if a.Name != "" && a.Grants.Validate() == nil {
 			fleet[a.Name] = a.Grants
 		}
+	}
+	switch t := c.Telemetry; {
+	case t.MaxAge < 0:
+		bad("telemetry.max_age", t.MaxAge.String(), "must not be negative")
+	case t.MaxBytes < 0:
+		bad("telemetry.max_bytes", strconv.FormatInt(t.MaxBytes, 10), "must not be negative")
+	case t.WhenFull != "" && t.WhenFull != TelemetryDropOldest && t.WhenFull != TelemetryReject:
+		bad("telemetry.when_full", t.WhenFull, "want %s or %s", TelemetryDropOldest, TelemetryReject)
 	}
 	if err := c.Devices.Validate(); err != nil {
 		errs = append(errs, &FieldError{Field: "devices", Err: err, lineKey: "devices"})
@@ -588,6 +626,13 @@ func (d *configDecoder) decode(data []byte) (Config, error) {
 		{"labels", d.labels(&c.Labels)},
 		{"actors", d.actors(&c.Actors)},
 		{"devices", d.devices(&c.Devices)},
+		{"telemetry", func(n *yaml.Node, path string) {
+			d.mapping(n, path, []field{
+				{"max_age", d.duration(&c.Telemetry.MaxAge)},
+				{"max_bytes", d.size(&c.Telemetry.MaxBytes)},
+				{"when_full", d.str(&c.Telemetry.WhenFull)},
+			})
+		}},
 		{"heartbeat_interval", d.duration(&c.HeartbeatInterval)},
 		{"log_level", d.str(&c.LogLevel)},
 		{"http", func(n *yaml.Node, path string) {
@@ -755,6 +800,22 @@ func (d *configDecoder) str(dst *string) func(*yaml.Node, string) {
 		if s, ok := d.scalar(n, path, "a string"); ok {
 			*dst = s
 		}
+	}
+}
+
+// size decodes a size in bytes: 4096, 64KiB, 1MB.
+func (d *configDecoder) size(dst *int64) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		s, ok := d.scalar(n, path, "a size")
+		if !ok || s == "" {
+			return
+		}
+		v, err := actor.ParseSize(s)
+		if err != nil {
+			d.fail(n, path, s, "want a size such as 64MiB (at most 2GiB)")
+			return
+		}
+		*dst = int64(v)
 	}
 }
 

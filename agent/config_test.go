@@ -101,6 +101,18 @@ var configCases = []struct {
 	{name: "unknown tls field", in: "hubs: [tls://h]\nhub_tls:\n  certificate: c.pem\n",
 		err: []string{"config: line 3: hub_tls.certificate: unknown field; did you mean cert?"}},
 	{name: "grants", in: "actors:\n  - name: a\n    module: a.wasm\n    grants: {kv: true, gpio: [{line: GPIO17, direction: out}], publish: [\"sensors.>\"], http: [{listen: \"127.0.0.1:8080\", path_prefix: /api/}]}\n"},
+	{name: "devices", in: "devices:\n  gpio: {provider: sim, lines: [RELAY]}\n  sensors:\n    - {name: room, driver: sim, channels: {temperature: {wave: sine, offset: 20, amplitude: 2, period: 10m}}}\n    - {name: air, driver: bme280, bus: \"1\", address: 0x77}\n"},
+	{name: "unknown devices key, deep", in: "devices:\n  sensors:\n    - {name: room, driver: sim, chanels: {}}\n",
+		err: []string{"line 3", "chanels"}},
+	{name: "bad sensor driver", in: "devices:\n  sensors:\n    - {name: room, driver: lm75}\n",
+		err: []string{`driver "lm75": want sim, bme280 or ds18b20`}},
+	{name: "grant of a line the device lacks", in: "devices:\n  gpio: {provider: sim, lines: [RELAY]}\nactors:\n  - name: a\n    module: a.wasm\n    grants: {gpio: [{line: FAN, direction: out}]}\n",
+		err: []string{`gpio line "FAN" does not exist (lines: RELAY)`}},
+	{name: "telemetry", in: "telemetry: {max_age: 24h, max_bytes: 16MiB, when_full: reject}\n"},
+	{name: "telemetry policy", in: "telemetry: {when_full: block}\n",
+		err: []string{`telemetry.when_full "block": want drop_oldest or reject`}},
+	{name: "telemetry size", in: "telemetry: {max_bytes: lots}\n",
+		err: []string{`telemetry.max_bytes`, "want a size such as 64MiB"}},
 	{name: "unknown grant", in: "actors:\n  - name: a\n    module: a.wasm\n    grants: {kvv: true}\n",
 		err: []string{"config: line 4: actors[0].grants.kvv: unknown field; did you mean kv?"}},
 	{name: "bad grant value", in: "actors:\n  - name: a\n    module: a.wasm\n    grants: {gpio: [{line: GPIO17, direction: sideways}]}\n",
@@ -296,6 +308,7 @@ func TestWithDefaults(t *testing.T) {
 		HeartbeatInterval: 15 * time.Second,
 		LogLevel:          "info",
 		HTTPAddr:          DefaultHTTPAddr,
+		Telemetry:         TelemetryConfig{MaxAge: DefaultTelemetryMaxAge, MaxBytes: DefaultTelemetryMaxBytes, WhenFull: TelemetryDropOldest},
 	}
 	if !configEqual(got, want) {
 		t.Errorf("Config{}.WithDefaults() =\n%+v\nwant\n%+v", got, want)
@@ -305,7 +318,8 @@ func TestWithDefaults(t *testing.T) {
 	}
 
 	set := Config{DataDir: "/d", Listen: ":0", Lattice: "l", Name: "n", HeartbeatInterval: time.Minute,
-		LogLevel: "warn", HTTPAddr: HTTPOff, Hubs: []string{"nats://h"}}
+		LogLevel: "warn", HTTPAddr: HTTPOff, Hubs: []string{"nats://h"},
+		Telemetry: TelemetryConfig{MaxAge: time.Hour, MaxBytes: 1 << 20, WhenFull: TelemetryReject}}
 	if got := set.WithDefaults(); !configEqual(got, set) {
 		t.Errorf("WithDefaults changed set fields: %+v, want %+v", got, set)
 	}

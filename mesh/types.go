@@ -26,6 +26,21 @@ type HostInfo struct {
 	StartedAt time.Time         `json:"started_at"`
 	Uptime    Duration          `json:"uptime"`
 	Memory    MemoryInfo        `json:"memory"`
+	// Telemetry is the host's telemetry backlog; nil when the host keeps
+	// none (no JetStream).
+	Telemetry *TelemetryStatus `json:"telemetry,omitempty"`
+}
+
+// TelemetryStatus is a host's telemetry buffer: what is waiting for the
+// hub, and what the buffer's policy has cost.
+type TelemetryStatus struct {
+	Backlog   uint64    `json:"backlog"`              // messages the hub has not stored yet
+	Oldest    time.Time `json:"oldest,omitzero"`      // when the oldest of them was published
+	Offline   Duration  `json:"offline,omitempty"`    // how long forwarding has been failing
+	Dropped   uint64    `json:"dropped"`              // discarded by drop_oldest before they were forwarded
+	Rejected  uint64    `json:"rejected"`             // refused by reject while the buffer was full
+	Forwarded uint64    `json:"forwarded"`            // stored by the hub since the agent started
+	LastError string    `json:"last_error,omitempty"` // why forwarding last failed
 }
 
 // MemoryInfo is the host process's memory use in bytes.

@@ -114,6 +114,10 @@ var sizeUnits = []struct {
 	{"B", 1}, {"", 1},
 }
 
+// ParseSize parses a size in bytes as the limits file writes it: "4096",
+// "64KiB", "1MB" (at most 2 GiB).
+func ParseSize(s string) (int, error) { return parseSize(s) }
+
 // parseSize parses "4096", "64KiB", "1MB".
 func parseSize(s string) (int, error) {
 	s = strings.TrimSpace(s)

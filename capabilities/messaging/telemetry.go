@@ -2,9 +2,13 @@ package messaging
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trellis-edge/trellis/capabilities"
 )
@@ -13,9 +17,34 @@ import (
 // sends body to trellis.<lattice>.tm.<host>.<topic>, when a telemetry
 // grant pattern matches topic. The topic is one or more dot-separated
 // tokens without wildcards; the body may be as large as the bus allows.
+//
+// With a JetStream (WithJetStream) the publish is durable: it returns only
+// once the device's telemetry stream has stored the message, and a stream
+// that is full under the reject policy is an error the actor sees.
 type Telemetry struct {
 	nc            *nats.Conn
+	js            jetstream.JetStream
 	lattice, host string
+
+	published, rejected atomic.Uint64
+}
+
+// TelemetryStats counts durable publishes.
+type TelemetryStats struct {
+	Published uint64 // stored by the device's stream
+	Rejected  uint64 // refused because the stream was full (reject policy)
+}
+
+// WithJetStream makes publishes durable through js (the device's own
+// JetStream, whose telemetry stream captures the subjects).
+func (t *Telemetry) WithJetStream(js jetstream.JetStream) *Telemetry {
+	t.js = js
+	return t
+}
+
+// Stats returns the durable publish counters.
+func (t *Telemetry) Stats() TelemetryStats {
+	return TelemetryStats{Published: t.published.Load(), Rejected: t.rejected.Load()}
 }
 
 // NewTelemetry publishes on nc for host in lattice; both are single subject
@@ -54,8 +83,24 @@ func (t *Telemetry) Handle(ctx context.Context, call capabilities.Call) ([]byte,
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if err := t.nc.Publish(t.Subject(r.Topic), r.Body); err != nil {
-		return nil, busError(OpPublish, r.Topic, err)
+	if t.js == nil {
+		if err := t.nc.Publish(t.Subject(r.Topic), r.Body); err != nil {
+			return nil, busError(OpPublish, r.Topic, err)
+		}
+		return nil, nil
 	}
+	if _, err := t.js.Publish(ctx, t.Subject(r.Topic), r.Body); err != nil {
+		var api *jetstream.APIError
+		switch {
+		case errors.As(err, &api) && strings.Contains(api.Description, "maximum"):
+			t.rejected.Add(1)
+			return nil, fmt.Errorf("%w: telemetry %s: the device's telemetry buffer is full and its policy is to reject new messages (%s)",
+				capabilities.ErrUnavailable, quote(r.Topic), api.Description)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: telemetry %s: not stored: %v", capabilities.ErrUnavailable, quote(r.Topic), err)
+	}
+	t.published.Add(1)
 	return nil, nil
 }

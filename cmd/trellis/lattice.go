@@ -186,11 +186,11 @@ func printHosts(w io.Writer, invs []mesh.Inventory, output string) error {
 		return writeJSON(w, hosts)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tID\tARCH\tENGINE\tACTORS\tUPTIME\tRSS\tLABELS")
+	fmt.Fprintln(tw, "NAME\tID\tARCH\tENGINE\tACTORS\tUPTIME\tRSS\tTELEMETRY\tLABELS")
 	for _, inv := range invs {
 		h := inv.Host
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", h.Name, shortID(h.ID), h.Arch, h.Engine, len(inv.Actors),
-			time.Duration(h.Uptime), mib(h.Memory.RSS), labelString(h.Labels))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", h.Name, shortID(h.ID), h.Arch, h.Engine, len(inv.Actors),
+			time.Duration(h.Uptime), mib(h.Memory.RSS), telemetryString(h.Telemetry, inv.Timestamp), labelString(h.Labels))
 	}
 	return tw.Flush()
 }
@@ -224,6 +224,35 @@ func printActors(w io.Writer, invs []mesh.Inventory, output string) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", r.Name, r.Host, digest, r.Revision, r.Instances, r.MaxInstances, r.Calls, r.Failures)
 	}
 	return tw.Flush()
+}
+
+// telemetryString summarises a host's telemetry backlog: "ok" when the hub
+// has everything, else the backlog, its oldest message's age, how long
+// forwarding has failed, and what the buffer policy dropped or refused.
+func telemetryString(t *mesh.TelemetryStatus, at time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	var parts []string
+	if t.Backlog == 0 {
+		parts = append(parts, "ok")
+	} else {
+		s := fmt.Sprintf("%d queued", t.Backlog)
+		if !t.Oldest.IsZero() && !at.IsZero() {
+			s += fmt.Sprintf(" (oldest %s)", at.Sub(t.Oldest).Truncate(time.Second))
+		}
+		parts = append(parts, s)
+	}
+	if t.Offline > 0 {
+		parts = append(parts, "offline "+time.Duration(t.Offline).Truncate(time.Second).String())
+	}
+	if t.Dropped > 0 {
+		parts = append(parts, fmt.Sprintf("%d dropped", t.Dropped))
+	}
+	if t.Rejected > 0 {
+		parts = append(parts, fmt.Sprintf("%d rejected", t.Rejected))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func writeJSON(w io.Writer, v any) error {
