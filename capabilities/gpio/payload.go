@@ -23,15 +23,12 @@ package gpio
 import (
 	"bytes"
 	"errors"
-	"fmt"
-	"io"
-	"math"
 	"strconv"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/trellis-edge/trellis/capabilities"
 )
@@ -92,24 +89,10 @@ type PWMRequest struct {
 	Freq Hertz
 }
 
-// PayloadError is a payload that does not decode. It unwraps to
+// PayloadError is a payload that does not decode: its Package is "gpio",
+// its Op the operation, or "Event". It unwraps to
 // capabilities.ErrBadPayload.
-type PayloadError struct {
-	Op     string // the operation, or "Event"
-	Field  string // the map key at fault; "" for the payload as a whole
-	Reason string
-}
-
-// Error says which operation and field, and why.
-func (e *PayloadError) Error() string {
-	if e.Field == "" {
-		return "gpio: " + e.Op + " payload: " + e.Reason
-	}
-	return "gpio: " + e.Op + " payload: " + e.Field + ": " + e.Reason
-}
-
-// Unwrap returns capabilities.ErrBadPayload.
-func (e *PayloadError) Unwrap() error { return capabilities.ErrBadPayload }
+type PayloadError = capabilities.PayloadError
 
 // MarshalMsgpack encodes {line}.
 func (r ReadRequest) MarshalMsgpack() ([]byte, error) {
@@ -121,8 +104,8 @@ func (r ReadRequest) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {line}.
 func (r *ReadRequest) UnmarshalMsgpack(b []byte) error {
 	var v ReadRequest
-	err := decodeMap(OpRead, b, []string{keyLine}, func(d *fieldDecoder, key string) {
-		v.Line = d.lineName()
+	err := decodeMap(OpRead, b, []string{keyLine}, func(d *capabilities.FieldDecoder, key string) {
+		v.Line, _ = d.String(MaxLineName, ValidLineName)
 	})
 	if err != nil {
 		return err
@@ -141,8 +124,8 @@ func (r ReadResponse) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {level}.
 func (r *ReadResponse) UnmarshalMsgpack(b []byte) error {
 	var v ReadResponse
-	err := decodeMap(OpRead+" response", b, []string{keyLevel}, func(d *fieldDecoder, key string) {
-		v.Level = d.level()
+	err := decodeMap(OpRead+" response", b, []string{keyLevel}, func(d *capabilities.FieldDecoder, key string) {
+		v.Level = level(d)
 	})
 	if err != nil {
 		return err
@@ -161,12 +144,12 @@ func (r WriteRequest) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {line, level}.
 func (r *WriteRequest) UnmarshalMsgpack(b []byte) error {
 	var v WriteRequest
-	err := decodeMap(OpWrite, b, []string{keyLine, keyLevel}, func(d *fieldDecoder, key string) {
+	err := decodeMap(OpWrite, b, []string{keyLine, keyLevel}, func(d *capabilities.FieldDecoder, key string) {
 		switch key {
 		case keyLine:
-			v.Line = d.lineName()
+			v.Line, _ = d.String(MaxLineName, ValidLineName)
 		case keyLevel:
-			v.Level = d.level()
+			v.Level = level(d)
 		}
 	})
 	if err != nil {
@@ -189,14 +172,14 @@ func (r WatchRequest) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {line, edge, operation}.
 func (r *WatchRequest) UnmarshalMsgpack(b []byte) error {
 	var v WatchRequest
-	err := decodeMap(OpWatch, b, []string{keyLine, keyEdge, keyOperation}, func(d *fieldDecoder, key string) {
+	err := decodeMap(OpWatch, b, []string{keyLine, keyEdge, keyOperation}, func(d *capabilities.FieldDecoder, key string) {
 		switch key {
 		case keyLine:
-			v.Line = d.lineName()
+			v.Line, _ = d.String(MaxLineName, ValidLineName)
 		case keyEdge:
-			v.Edge = d.edge()
+			v.Edge = edge(d)
 		case keyOperation:
-			v.Operation = d.operation()
+			v.Operation, _ = d.String(MaxOperation, validOperation)
 		}
 	})
 	if err != nil {
@@ -219,19 +202,19 @@ func (r PWMRequest) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {line, duty, freq}.
 func (r *PWMRequest) UnmarshalMsgpack(b []byte) error {
 	var v PWMRequest
-	err := decodeMap(OpPWM, b, []string{keyLine, keyDuty, keyFreq}, func(d *fieldDecoder, key string) {
+	err := decodeMap(OpPWM, b, []string{keyLine, keyDuty, keyFreq}, func(d *capabilities.FieldDecoder, key string) {
 		switch key {
 		case keyLine:
-			v.Line = d.lineName()
+			v.Line, _ = d.String(MaxLineName, ValidLineName)
 		case keyDuty:
-			if f, ok := d.float(); ok && !Duty(f).Valid() {
-				d.fail("want 0 to 1, got " + strconv.FormatFloat(f, 'g', -1, 64))
+			if f, ok := d.Float64(); ok && !Duty(f).Valid() {
+				d.Fail("want 0 to 1, got " + strconv.FormatFloat(f, 'g', -1, 64))
 			} else {
 				v.Duty = Duty(f)
 			}
 		case keyFreq:
-			if f, ok := d.float(); ok && !Hertz(f).Valid() {
-				d.fail("want hertz above 0 and at most " + strconv.FormatFloat(float64(MaxFreq), 'g', -1, 64) + ", got " + strconv.FormatFloat(f, 'g', -1, 64))
+			if f, ok := d.Float64(); ok && !Hertz(f).Valid() {
+				d.Fail("want hertz above 0 and at most " + strconv.FormatFloat(float64(MaxFreq), 'g', -1, 64) + ", got " + strconv.FormatFloat(f, 'g', -1, 64))
 			} else {
 				v.Freq = Hertz(f)
 			}
@@ -258,14 +241,15 @@ func (ev Event) MarshalMsgpack() ([]byte, error) {
 // UnmarshalMsgpack decodes {line, level, time}.
 func (ev *Event) UnmarshalMsgpack(b []byte) error {
 	var v Event
-	err := decodeMap("Event", b, []string{keyLine, keyLevel, keyTime}, func(d *fieldDecoder, key string) {
+	err := decodeMap("Event", b, []string{keyLine, keyLevel, keyTime}, func(d *capabilities.FieldDecoder, key string) {
 		switch key {
 		case keyLine:
-			v.Line = d.lineName()
+			v.Line, _ = d.String(MaxLineName, ValidLineName)
 		case keyLevel:
-			v.Level = d.level()
+			v.Level = level(d)
 		case keyTime:
-			v.Time = time.Unix(0, d.int64())
+			n, _ := d.Int64()
+			v.Time = time.Unix(0, n)
 		}
 	})
 	if err != nil {
@@ -293,22 +277,12 @@ func ValidLineName(name string) string {
 	return ""
 }
 
+// validOperation reports why op cannot be the name of an actor operation,
+// or "" if it can.
 func validOperation(op string) string {
-	if op == "" {
-		return "empty"
-	}
-	if len(op) > MaxOperation {
-		return "longer than " + strconv.Itoa(MaxOperation) + " bytes"
-	}
-	if !utf8.ValidString(op) {
-		return "not UTF-8"
-	}
-	for _, r := range op {
-		if r <= ' ' || r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == utf8.RuneError {
-			return "want no spaces or control characters, got " + strconv.QuoteToASCII(op)
-		}
-	}
-	return ""
+	return capabilities.ValidText(op, MaxOperation, func(r rune) bool {
+		return r == ' ' || unicode.IsControl(r) || r == utf8.RuneError
+	}, "no spaces or control characters")
 }
 
 // Encoding. The encoder writes to a bytes.Buffer, which does not fail.
@@ -334,275 +308,44 @@ func encodeFloat(e *msgpack.Encoder, key string, v float64) error {
 	return errors.Join(e.EncodeString(key), e.EncodeFloat64(v))
 }
 
-// Decoding.
+// Decoding: capabilities.DecodeStrictMap, with every key required.
 
-// maxKey bounds the map keys a decoder reads; every real key is shorter.
-const maxKey = 32
-
-// decodeMap decodes b as a map whose keys are exactly fields, calling field
-// for each key with the decoder positioned on its value. field reports a
-// bad value with d.fail; decodeMap turns the first failure into a
-// *PayloadError.
-func decodeMap(op string, b []byte, fields []string, field func(d *fieldDecoder, key string)) error {
-	in := bytes.NewReader(b) // an io.ByteScanner: the decoder reads it directly, no buffering
-	d := &fieldDecoder{dec: msgpack.NewDecoder(in)}
-	bad := func(key, reason string) error { return &PayloadError{Op: op, Field: key, Reason: reason} }
-
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		return bad("", "empty")
-	}
-	if !msgpcode.IsFixedMap(c) && c != msgpcode.Map16 && c != msgpcode.Map32 {
-		return bad("", "want a map, got "+typeName(c))
-	}
-	n, err := d.dec.DecodeMapLen()
-	if err != nil {
-		return bad("", "truncated")
-	}
-	seen := make([]bool, len(fields))
-	for range n {
-		key, reason := d.str(maxKey)
-		if reason != "" {
-			return bad("", "map key: "+reason)
-		}
-		i := indexOf(fields, key)
-		if i < 0 {
-			return bad(strconv.QuoteToASCII(key), "unknown field")
-		}
-		if seen[i] {
-			return bad(key, "repeated")
-		}
-		seen[i] = true
-		field(d, key)
-		if d.reason != "" {
-			return bad(key, d.reason)
-		}
-	}
-	for i, ok := range seen {
-		if !ok {
-			return bad(fields[i], "missing")
-		}
-	}
-	if in.Len() > 0 {
-		return bad("", strconv.Itoa(in.Len())+" trailing bytes after the map")
-	}
-	return nil
+// decodeMap decodes b, the payload of op, as a map with exactly the keys
+// fields.
+func decodeMap(op string, b []byte, fields []string, field func(d *capabilities.FieldDecoder, key string)) error {
+	return capabilities.DecodeStrictMap("gpio", op, b, fields, nil, field)
 }
 
-func indexOf(fields []string, key string) int {
-	for i, f := range fields {
-		if f == key {
-			return i
-		}
-	}
-	return -1
-}
-
-// fieldDecoder reads one field's value and keeps the first reason it is bad.
-type fieldDecoder struct {
-	dec    *msgpack.Decoder
-	reason string
-}
-
-func (d *fieldDecoder) fail(reason string) {
-	if d.reason == "" {
-		d.reason = reason
-	}
-}
-
-// str reads a msgpack str of at most max bytes.
-func (d *fieldDecoder) str(max int) (string, string) {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		return "", "truncated"
-	}
-	if !msgpcode.IsString(c) {
-		return "", "want a string, got " + typeName(c)
-	}
-	n, err := d.dec.DecodeBytesLen()
-	if err != nil {
-		return "", "truncated"
-	}
-	if n > max {
-		return "", "longer than " + strconv.Itoa(max) + " bytes"
-	}
-	buf := make([]byte, n)
-	if err := d.dec.ReadFull(buf); err != nil {
-		return "", "truncated"
-	}
-	return string(buf), ""
-}
-
-func (d *fieldDecoder) lineName() string {
-	s, reason := d.str(MaxLineName)
-	if reason == "" {
-		reason = ValidLineName(s)
-	}
-	if reason != "" {
-		d.fail(reason)
-		return ""
-	}
-	return s
-}
-
-func (d *fieldDecoder) operation() string {
-	s, reason := d.str(MaxOperation)
-	if reason == "" {
-		reason = validOperation(s)
-	}
-	if reason != "" {
-		d.fail(reason)
-		return ""
-	}
-	return s
-}
-
-func (d *fieldDecoder) edge() Edge {
-	s, reason := d.str(16)
-	if reason != "" {
-		d.fail(reason)
+// edge reads an edge name: rising, falling or both.
+func edge(d *capabilities.FieldDecoder) Edge {
+	s, ok := d.String(16, nil)
+	if !ok {
 		return 0
 	}
 	e, err := ParseEdge(s)
 	if err != nil {
-		d.fail("want rising, falling or both, got " + strconv.QuoteToASCII(s))
+		d.Fail("want rising, falling or both, got " + strconv.QuoteToASCII(s))
 		return 0
 	}
 	return e
 }
 
 // level reads a bool, or the integers 0 and 1.
-func (d *fieldDecoder) level() Level {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		d.fail("truncated")
-		return Low
-	}
+func level(d *capabilities.FieldDecoder) Level {
+	k, ok := d.Peek()
 	switch {
-	case c == msgpcode.True || c == msgpcode.False:
-		v, err := d.dec.DecodeBool()
-		if err != nil {
-			d.fail("truncated")
-		}
+	case !ok:
+		return Low
+	case k == capabilities.KindBool:
+		v, _ := d.Bool()
 		return Level(v)
-	case isInt(c):
-		n, ok := d.integer()
+	case k == capabilities.KindInt:
+		n, ok := d.Int64()
 		if ok && n != 0 && n != 1 {
-			d.fail("want a bool, 0 or 1, got " + strconv.FormatInt(n, 10))
+			d.Fail("want a bool, 0 or 1, got " + strconv.FormatInt(n, 10))
 		}
 		return n == 1
 	}
-	d.fail("want a bool, 0 or 1, got " + typeName(c))
+	d.Fail("want a bool, 0 or 1, got " + k.String())
 	return Low
-}
-
-// float reads a float or an integer; NaN and infinities are refused.
-func (d *fieldDecoder) float() (float64, bool) {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		d.fail("truncated")
-		return 0, false
-	}
-	var f float64
-	switch {
-	case c == msgpcode.Float || c == msgpcode.Double:
-		f, err = d.dec.DecodeFloat64()
-		if err != nil {
-			d.fail("truncated")
-			return 0, false
-		}
-	case isInt(c):
-		n, ok := d.integer()
-		if !ok {
-			return 0, false
-		}
-		f = float64(n)
-	default:
-		d.fail("want a number, got " + typeName(c))
-		return 0, false
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		d.fail("want a finite number, got " + strconv.FormatFloat(f, 'g', -1, 64))
-		return 0, false
-	}
-	return f, true
-}
-
-func (d *fieldDecoder) int64() int64 {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		d.fail("truncated")
-		return 0
-	}
-	if !isInt(c) {
-		d.fail("want an integer, got " + typeName(c))
-		return 0
-	}
-	n, _ := d.integer()
-	return n
-}
-
-// integer reads any msgpack integer that fits an int64.
-func (d *fieldDecoder) integer() (int64, bool) {
-	c, err := d.dec.PeekCode()
-	if err != nil {
-		d.fail("truncated")
-		return 0, false
-	}
-	if c == msgpcode.Uint64 {
-		u, err := d.dec.DecodeUint64()
-		if err != nil {
-			d.fail("truncated")
-			return 0, false
-		}
-		if u > math.MaxInt64 {
-			d.fail("integer " + strconv.FormatUint(u, 10) + " out of range")
-			return 0, false
-		}
-		return int64(u), true
-	}
-	n, err := d.dec.DecodeInt64()
-	if err != nil {
-		d.fail(readReason(err))
-		return 0, false
-	}
-	return n, true
-}
-
-func readReason(err error) string {
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return "truncated"
-	}
-	return err.Error()
-}
-
-func isInt(c byte) bool {
-	return msgpcode.IsFixedNum(c) ||
-		c >= msgpcode.Uint8 && c <= msgpcode.Uint64 ||
-		c >= msgpcode.Int8 && c <= msgpcode.Int64
-}
-
-// typeName names the msgpack type that code c starts, for errors.
-func typeName(c byte) string {
-	switch {
-	case c == msgpcode.Nil:
-		return "nil"
-	case c == msgpcode.True || c == msgpcode.False:
-		return "bool"
-	case isInt(c):
-		return "integer"
-	case c == msgpcode.Float || c == msgpcode.Double:
-		return "float"
-	case msgpcode.IsString(c):
-		return "string"
-	case msgpcode.IsBin(c):
-		return "binary"
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		return "array"
-	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
-		return "map"
-	case msgpcode.IsExt(c):
-		return "extension"
-	}
-	return fmt.Sprintf("invalid code 0x%02x", c)
 }
