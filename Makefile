@@ -10,7 +10,7 @@ CROSS_PKGS := ./agent/... ./store/... ./mesh/... ./capabilities/...
 # Go actors are built as reactors; these flags make the output reproducible.
 GOWASM   := GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -trimpath -ldflags="-s -w -buildid="
 
-.PHONY: help build run test cross cross-test bench fixtures check clean
+.PHONY: help build run test torture cross cross-test bench fixtures check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ run: ## run `trellis dev`: a hub, an agent and the example actors on 127.0.0.1 (
 
 test: ## run every test with the race detector
 	$(GO) test -race -shuffle=on ./...
+
+torture: ## kill a store writer with SIGKILL at random points, many times, and check every acknowledged write survived
+	TRELLIS_TORTURE_ROUNDS=$${TRELLIS_TORTURE_ROUNDS:-200} $(GO) test -count=1 -run 'TestTorture' ./store/
 
 cross: ## build static linux binaries for amd64, arm64, armv7 and armv6 into dist/, and check the size budget
 	VERSION=$(VERSION) bash cross/build.sh

@@ -5,7 +5,10 @@
 //
 // It is a leaf package: agent and deploy import it, and it imports nothing
 // from Trellis. Every write is one fsynced bbolt transaction; high-rate data
-// (telemetry) does not belong here.
+// (telemetry) does not belong here. Open verifies every page of the file
+// before bbolt reads it (Check does the same for an operator), and a damaged
+// file is never replaced by an empty store: SnapshotLastGood keeps a last
+// good copy at each start, and Recover puts it back.
 package store
 
 import (
@@ -14,7 +17,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
+	"runtime/debug"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -96,6 +100,8 @@ type Store struct {
 	path string
 	now  func() time.Time
 	kv   kvLimits
+
+	snapshotMu sync.Mutex // one SnapshotLastGood at a time: they share a temp file
 }
 
 // Bucket and key names. Never rename one: a migration step adds buckets.
@@ -157,12 +163,19 @@ var migrations = [SchemaVersion]func(tx *bolt.Tx) error{
 }
 
 // Open opens or creates FileName under dir, creating dir with mode 0700 if it
-// is missing and the file with mode 0600. A new file gets SchemaVersion; an
-// older one is migrated in one transaction. Open fails with ErrLocked when the
-// lock is not acquired within the timeout, ErrSchemaTooNew when the file is
-// newer than this binary, and ErrCorrupt when the file is not a trellis
-// database; it never replaces an existing file's contents. An empty (zero
-// length) file is treated as new.
+// is missing and the file with mode 0600 (and fsyncing dir after creating
+// it). An existing file is verified first, every page of it, as Check does.
+// A new file gets SchemaVersion; an older one is migrated in one
+// transaction.
+//
+// Open fails with ErrLocked when the lock is not acquired within the
+// timeout, ErrSchemaTooNew when the file is newer than this binary, and
+// ErrCorrupt when the file is damaged or not a trellis database; the
+// ErrCorrupt error names the file and the way back (the last good copy,
+// its age and `trellis store recover`, when there is one). Open never
+// replaces an existing file's contents and never starts an empty store in a
+// dir that has a last good copy. An empty (zero length) file, or one whose
+// creation was interrupted before any transaction, is treated as new.
 func Open(dir string, opts *Options) (*Store, error) {
 	var o Options
 	if opts != nil {
@@ -206,51 +219,149 @@ func Open(dir string, opts *Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
+	fresh, err := verifyExisting(path, o.Timeout)
+	if err != nil {
+		return nil, err
+	}
 	db, err := openBolt(path, o)
 	if err != nil {
 		return nil, err
 	}
+	if fresh {
+		// A new file's directory entry must survive a power cut like the
+		// data in it: otherwise the device could come back without its store
+		// (and so with a new identity). The data dir's own entry too, in
+		// case MkdirAll just made it; its parent may not be ours to open.
+		if err := syncDir(dir); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("store: open %s: sync data dir: %w", path, err)
+		}
+		_ = syncDir(filepath.Dir(dir))
+	}
 	return &Store{db: db, path: path, now: o.Now, kv: kv}, nil
 }
 
-// openBolt opens the file and prepares its schema. bbolt can panic on a
-// file whose header pages are valid but whose other pages are damaged; that
-// is reported as ErrCorrupt, never a crash.
+// verifyExisting checks the file at path before bbolt opens it for writing,
+// and reports whether Open is about to create a new store. A missing or
+// empty file is new, and so is a file that bbolt began to create but never
+// committed a transaction to (an interrupted first start: it holds nothing):
+// it is truncated and created again. Anything else must verify (see Check)
+// or Open fails with ErrCorrupt and the recovery path. A new store is
+// refused in a data dir that has a last good copy: the store was lost, and
+// starting empty would hide it.
+func verifyExisting(path string, timeout time.Duration) (fresh bool, err error) {
+	state := "missing"
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return false, fmt.Errorf("store: open %s: %w", path, err)
+	case fi.Size() == 0:
+		state = "empty"
+	default:
+		_, err := inspect(path, timeout)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, ErrCorrupt) || !neverCommitted(path) {
+			return false, openFailure(path, err)
+		}
+		state = "an interrupted creation, with no transaction"
+	}
+	lg := lastGoodPath(path)
+	if _, err := os.Stat(lg); err == nil {
+		return false, fmt.Errorf("store: open %s: %w: the store file is %s, but the data dir has a last good copy, so a store existed here: "+
+			"no empty store was created in its place. %s", path, ErrCorrupt, state, recoveryHint(path, time.Now()))
+	}
+	if state == "empty" || state == "missing" {
+		return true, nil
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		return false, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	return true, nil
+}
+
+// neverCommitted reports whether the bbolt file at path holds no committed
+// transaction: bbolt writes transactions 0 and 1 when it creates a file, and
+// every write after that is transaction 2 or later.
+func neverCommitted(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	m, err := readMeta(f, fi.Size())
+	return err == nil && m.txid <= 1
+}
+
+// openFailure names the path in an error from opening or verifying it and,
+// for a damaged file, adds the recovery path.
+func openFailure(path string, err error) error {
+	if errors.Is(err, ErrCorrupt) {
+		return fmt.Errorf("store: open %s: %w; the store was not replaced (the file is left as it is, nothing deleted). %s",
+			path, err, recoveryHint(path, time.Now()))
+	}
+	return fmt.Errorf("store: open %s: %w", path, err)
+}
+
+// openBolt opens the file for writing and prepares its schema. The file has
+// been verified, but bbolt can still panic or fault on damage that appeared
+// since (or that the walk missed): that is reported as ErrCorrupt, never a
+// crash, and the file handle, with its lock, is closed.
 func openBolt(path string, o Options) (db *bolt.DB, err error) {
+	var file *os.File
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
 			if db != nil {
 				_ = db.Close()
+			} else if file != nil {
+				_ = file.Close()
 			}
-			db, err = nil, fmt.Errorf("store: open %s: %w: bbolt: %v", path, ErrCorrupt, r)
+			db, err = nil, openFailure(path, fmt.Errorf("%w: bbolt: %v", ErrCorrupt, r))
 		}
 	}()
-	// NoSync and NoGrowSync stay false: every commit is fsynced.
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: o.Timeout, MaxSize: o.MaxSize})
+	// NoSync, NoGrowSync and NoFreelistSync stay false: every commit writes
+	// and fsyncs its pages and free list, then its meta page, and growing
+	// the file is fsynced too.
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: o.Timeout,
+		MaxSize: o.MaxSize,
+		OpenFile: func(name string, flag int, perm os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if name == path && file == nil {
+				file = f
+			}
+			return f, err
+		},
+	})
 	if err != nil {
-		return nil, openError(path, err)
+		return nil, openFailure(path, boltOpenError(err))
 	}
 	if err := prepareSchema(db); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("store: open %s: %w", path, wrapFull(err))
+		return nil, openFailure(path, wrapFull(err))
 	}
 	return db, nil
 }
 
-// openError turns a bbolt.Open failure into a store error that names the path.
-// Operating-system failures (permissions, I/O) pass through; anything else
-// comes from reading the file's contents and means it is not a bbolt database.
-func openError(path string, err error) error {
-	var pathErr *fs.PathError
-	var errno syscall.Errno
-	switch {
-	case errors.Is(err, bolterrors.ErrTimeout):
-		return fmt.Errorf("store: open %s: %w (is another trellis running with this data dir?)", path, ErrLocked)
-	case errors.As(err, &pathErr), errors.As(err, &errno):
-		return fmt.Errorf("store: open %s: %w", path, err)
-	default:
-		return fmt.Errorf("store: open %s: not a bbolt database: %w: %w", path, ErrCorrupt, err)
+// syncDir fsyncs a directory, so that entries created or renamed in it
+// survive a power cut.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // prepareSchema checks the file's schema version and migrates an older file.
