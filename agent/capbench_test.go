@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/trellis-edge/trellis/agent/actor"
@@ -14,6 +15,7 @@ import (
 	"github.com/trellis-edge/trellis/capabilities/gpio"
 	"github.com/trellis-edge/trellis/capabilities/gpio/gpiosim"
 	"github.com/trellis-edge/trellis/capabilities/kv"
+	"github.com/trellis-edge/trellis/mesh"
 	"github.com/trellis-edge/trellis/store"
 )
 
@@ -140,6 +142,72 @@ func BenchmarkKVIncrement(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "incr/s")
+		})
+	}
+}
+
+// BenchmarkTelemetryPublish: sustained telemetry through an actor
+// (trellis:telemetry, stored by the device's stream before the call
+// returns) against a program publishing to the same stream with
+// JetStream acknowledgements on an in-process connection, same run.
+func BenchmarkTelemetryPublish(b *testing.B) {
+	ready := make(chan struct{})
+	a, err := New(Config{DataDir: b.TempDir(), Listen: "127.0.0.1:0", HTTPAddr: HTTPOff, Name: "bench",
+		Telemetry: TelemetryConfig{MaxBytes: 1 << 30},
+		Actors: []ActorConfig{{Name: "kitchen", Module: "actor/testdata/kitchen.wasm",
+			Limits: actor.Limits{MaxInstances: runtime.GOMAXPROCS(0) * 2}, Grants: capabilities.Grants{Telemetry: []string{"bench.>"}}}},
+	}, Options{Ready: func(string, string) { close(ready) }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	b.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-ready:
+	case err := <-done:
+		b.Fatal(err)
+	}
+	body := make([]byte, 64)
+	req, _ := msgpack.Marshal(map[string]any{"topic": "bench.temp", "body": body})
+	payload := append([]byte("trellis:telemetry\nPublish\n"), req...)
+	nc, err := a.Connect()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	subject := mesh.TelemetrySubject(a.cfg.Lattice, a.hostID, "bench.direct")
+	for _, c := range []struct {
+		name string
+		fn   func() error
+	}{
+		{"actor", func() error { _, err := a.rt.Invoke(context.Background(), "kitchen", "hostcall", payload); return err }},
+		{"jetstream", func() error { _, err := js.Publish(context.Background(), subject, body); return err }},
+	} {
+		b.Run("serial/"+c.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := c.fn(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+		b.Run("parallel/"+c.name, func(b *testing.B) {
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := c.fn(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
 		})
 	}
 }

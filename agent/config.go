@@ -100,13 +100,18 @@ type TelemetryConfig struct {
 	WhenFull string `yaml:"when_full"`
 }
 
-// Telemetry buffer policies and defaults.
+// Telemetry buffer policies and defaults: the mesh's.
 const (
-	TelemetryDropOldest      = "drop_oldest"
-	TelemetryReject          = "reject"
-	DefaultTelemetryMaxAge   = 7 * 24 * time.Hour
-	DefaultTelemetryMaxBytes = 64 << 20
+	TelemetryDropOldest      = mesh.TelemetryDropOldest
+	TelemetryReject          = mesh.TelemetryReject
+	DefaultTelemetryMaxAge   = mesh.DefaultTelemetryMaxAge
+	DefaultTelemetryMaxBytes = mesh.DefaultTelemetryMaxBytes
 )
+
+// limits returns the config as the mesh's stream limits.
+func (t TelemetryConfig) limits() mesh.TelemetryLimits {
+	return mesh.TelemetryLimits{MaxAge: t.MaxAge, MaxBytes: t.MaxBytes, WhenFull: t.WhenFull}
+}
 
 // TLSConfig names the PEM files of a TLS connection.
 type TLSConfig struct {

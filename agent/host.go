@@ -63,6 +63,7 @@ func (a *Agent) inventory(context.Context) mesh.Inventory {
 		Actors:    []mesh.ActorInfo{},
 		Timestamp: time.Now().UTC(),
 	}
+	inv.Host.Telemetry = a.telemetryStatus()
 	for _, act := range a.rt.Actors() {
 		s := act.Stats()
 		info := mesh.ActorInfo{
@@ -75,6 +76,38 @@ func (a *Agent) inventory(context.Context) mesh.Inventory {
 		inv.Actors = append(inv.Actors, info)
 	}
 	return inv
+}
+
+// telemetryStatus reports the telemetry buffer; nil without JetStream.
+func (a *Agent) telemetryStatus() *mesh.TelemetryStatus {
+	if a.js == nil {
+		return nil
+	}
+	st := &mesh.TelemetryStatus{}
+	if a.tm != nil {
+		st.Rejected = a.tm.Stats().Rejected
+	}
+	if a.fwd == nil {
+		// No hub: everything stays on the device. Ask the stream.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if s, err := a.js.Stream(ctx, mesh.TelemetryStream); err == nil {
+			if info, err := s.Info(ctx); err == nil {
+				st.Backlog = info.State.Msgs
+				if info.State.Msgs > 0 {
+					st.Oldest = info.State.FirstTime.UTC()
+				}
+			}
+		}
+		return st
+	}
+	f := a.fwd.Stats()
+	st.Backlog, st.Dropped, st.Forwarded, st.LastError = f.Backlog, f.Dropped, f.Forwarded, f.LastError
+	if !f.Oldest.IsZero() {
+		st.Oldest = f.Oldest.UTC()
+	}
+	st.Offline = mesh.Duration(f.Offline.Round(time.Second))
+	return st
 }
 
 // rss reads the resident set size from /proc (0 where there is none).
@@ -344,7 +377,11 @@ func (a *Agent) newCapabilities() *capabilities.Dispatcher {
 	for _, ns := range []string{capabilities.Messaging, wasmcloud.Messaging, wasmcloud.WaSCCMessaging} {
 		d.Register(ns, a.msg)
 	}
-	d.Register(capabilities.Telemetry, messaging.NewTelemetry(a.nc, a.cfg.Lattice, a.hostID))
+	a.tm = messaging.NewTelemetry(a.nc, a.cfg.Lattice, a.hostID)
+	if a.js != nil {
+		a.tm.WithJetStream(a.js)
+	}
+	d.Register(capabilities.Telemetry, a.tm)
 	// Timers set by actors (kept in the store) and schedules from grants.
 	a.timers = timer.New(timer.Options{Store: a.store, Invoke: a.invoke, Logger: a.log.With("subsystem", "timer")})
 	d.Register(capabilities.Timer, a.timers)

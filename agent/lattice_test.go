@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trellis-edge/trellis/agent"
 	"github.com/trellis-edge/trellis/agent/actor"
@@ -48,6 +49,18 @@ func startHub(t *testing.T, leafListen string) *mesh.Server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Shutdown(context.Background()) })
+	nc, err := hub.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mesh.EnsureHubTelemetry(t.Context(), js, mesh.HubTelemetryOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	return hub
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trellis-edge/trellis/agent/actor"
 	"github.com/trellis-edge/trellis/capabilities"
@@ -61,6 +62,9 @@ type Agent struct {
 	http   *httpserver.Server
 	msg    *messaging.Handler
 	timers *timer.Handler
+	js     jetstream.JetStream // the device's own JetStream
+	tm     *messaging.Telemetry
+	fwd    *mesh.Forwarder
 
 	startMu  sync.Mutex
 	starting map[string]chan struct{} // actors between their grants and their start; closed when started (or failed)
@@ -122,6 +126,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("agent: %w", err)
 	}
 	onStop("store", func() { _ = a.store.Close() })
+	// The store opened and verified: keep a copy to recover from if the
+	// file is damaged later (docs/data-dir.md).
+	if lg, wrote, err := a.store.SnapshotLastGood(); err != nil {
+		a.log.Warn("store: last good copy not written; the store itself is fine", "err", err)
+	} else if wrote {
+		a.log.Info("store: last good copy written", "path", lg.Path, "transaction", lg.TxID, "bytes", lg.Size)
+	}
 	kp, err := a.store.Identity()
 	if err != nil {
 		return fmt.Errorf("agent: identity: %w", err)
@@ -167,6 +178,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return fmt.Errorf("agent: connect to the device bus: %w", err)
 	}
 	onStop("bus connection", a.nc.Close)
+
+	// Telemetry: a stream on the device's own JetStream keeps every message
+	// until the hub has it; the forwarder sends them up in order.
+	if err := a.startTelemetry(ctx, onStop); err != nil {
+		return err
+	}
 
 	// The actor runtime: host calls go to granted capabilities, and to
 	// actors that are not local over the lattice.
@@ -232,6 +249,38 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	<-ctx.Done()
 	log.Info("agent stopping")
+	return nil
+}
+
+// startTelemetry makes the device's telemetry stream and runs its
+// forwarder to the hub (when there is one).
+func (a *Agent) startTelemetry(ctx context.Context, onStop func(string, func())) error {
+	if !a.srv.JetStream() {
+		return nil
+	}
+	js, err := jetstream.New(a.nc)
+	if err != nil {
+		return fmt.Errorf("agent: jetstream: %w", err)
+	}
+	if _, err := mesh.EnsureDeviceTelemetry(ctx, js, a.cfg.Lattice, a.hostID, a.cfg.Telemetry.limits()); err != nil {
+		return fmt.Errorf("agent: telemetry stream: %w", err)
+	}
+	a.js = js
+	if len(a.cfg.Hubs) == 0 {
+		return nil // kept on the device until a config with hubs
+	}
+	a.fwd, err = mesh.NewForwarder(mesh.ForwarderOptions{Server: a.srv, Lattice: a.cfg.Lattice, Host: a.hostID, Logger: a.log})
+	if err != nil {
+		return fmt.Errorf("agent: telemetry forwarder: %w", err)
+	}
+	fctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.fwd.Run(fctx); err != nil {
+			a.log.Error("telemetry forwarder stopped", "err", err)
+		}
+	})
+	onStop("telemetry forwarder", func() { stop(); wg.Wait() })
 	return nil
 }
 
@@ -384,6 +433,13 @@ func (a *Agent) Reload(ctx context.Context, cfg Config) error {
 	var errs []error
 	if err := a.applyDevices(ctx, devs); err != nil {
 		errs = append(errs, err)
+	}
+	if a.js != nil && cfg.Telemetry != a.cfg.Telemetry {
+		if _, err := mesh.EnsureDeviceTelemetry(ctx, a.js, a.cfg.Lattice, a.hostID, cfg.Telemetry.limits()); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry: %w", err))
+		} else {
+			a.cfg.Telemetry = cfg.Telemetry
+		}
 	}
 	a.cfg.Actors, a.cfg.Devices = cfg.Actors, cfg.Devices
 	if err := a.applyConfigActors(ctx); err != nil {

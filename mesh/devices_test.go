@@ -25,7 +25,10 @@ func (f *fakeDevices) record(op string, valid error) {
 	}
 }
 
-func (f *fakeDevices) Devices(context.Context) DeviceState { f.record("get", nil); return DeviceState{} }
+func (f *fakeDevices) Devices(context.Context) DeviceState {
+	f.record("get", nil)
+	return DeviceState{}
+}
 func (f *fakeDevices) ConfigureDevices(_ context.Context, d Devices) error {
 	f.record("configure", d.Validate())
 	return nil

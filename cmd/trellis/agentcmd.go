@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-edge/trellis/agent"
@@ -196,12 +197,35 @@ func startHub(ctx context.Context, data, listen, leafListen string, log *slog.Lo
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
-	return mesh.StartServer(ctx, mesh.ServerOptions{
+	srv, err := mesh.StartServer(ctx, mesh.ServerOptions{
 		Name:       "trellis-hub",
 		Listen:     listen,
 		LeafListen: leafListen,
 		StoreDir:   filepath.Join(data, agent.JetStreamDir),
-		Domain:     "hub",
+		Domain:     mesh.DefaultHubDomain,
 		Logger:     log,
 	})
+	if err != nil {
+		return nil, err
+	}
+	// The stream the devices' forwarders fill.
+	if err := ensureHubTelemetry(ctx, srv); err != nil {
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
+	return srv, nil
+}
+
+// ensureHubTelemetry creates or updates the hub's telemetry stream.
+func ensureHubTelemetry(ctx context.Context, srv *mesh.Server) error {
+	nc, err := srv.Connect()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	return mesh.EnsureHubTelemetry(ctx, js, mesh.HubTelemetryOptions{})
 }

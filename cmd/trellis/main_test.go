@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/trellis-edge/trellis/agent/actor"
+	"github.com/trellis-edge/trellis/mesh"
 )
 
 const (
@@ -111,5 +113,22 @@ func TestVersionAndHelp(t *testing.T) {
 	code, out, _ = trellis(t, "", "run", "--help")
 	if code != 0 || !strings.Contains(out, "Exit codes") || !strings.Contains(out, "--max-memory-pages") {
 		t.Fatalf("run --help: %d %q", code, out)
+	}
+}
+
+func TestTelemetryString(t *testing.T) {
+	at := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		st   *mesh.TelemetryStatus
+		want string
+	}{
+		{nil, "-"},
+		{&mesh.TelemetryStatus{Forwarded: 9}, "ok"},
+		{&mesh.TelemetryStatus{Backlog: 120, Oldest: at.Add(-90 * time.Second), Offline: mesh.Duration(2 * time.Minute), Dropped: 3, Rejected: 4},
+			"120 queued (oldest 1m30s), offline 2m0s, 3 dropped, 4 rejected"},
+	} {
+		if got := telemetryString(tc.st, at); got != tc.want {
+			t.Errorf("telemetryString(%+v) = %q, want %q", tc.st, got, tc.want)
+		}
 	}
 }

@@ -82,7 +82,7 @@ timed out or hit a limit; 3 the module could not be loaded or started; 64 usage 
 	root.AddCommand(
 		newRunCmd(io, &logLevel), newDevCmd(io, &logLevel), newAgentCmd(io, &logLevel), newHubCmd(io, &logLevel),
 		newCallCmd(io), newGetCmd(io), newActorCmd(io), newGPIOCmd(io), newSensorCmd(io), newDevicesCmd(io),
-		newBenchCmd(io), newVersionCmd(io),
+		newStoreCmd(io), newBenchCmd(io), newVersionCmd(io),
 	)
 	return root
 }
