@@ -138,3 +138,29 @@ func TestTelemetrySurvivesHubOutage(t *testing.T) {
 	}
 	t.Logf("hub holds device messages 1..%d in order, none twice; status %+v", last, st)
 }
+
+// TestTelemetryRejectWhenFull: with when_full: reject and no hub, an actor's
+// publishes fail once the buffer is full, with an error that says so, the
+// stored messages stay, and the inventory counts the refusals.
+func TestTelemetryRejectWhenFull(t *testing.T) {
+	a := startAgentConfig(t, agent.Config{
+		Name:      "full",
+		Telemetry: agent.TelemetryConfig{MaxBytes: 8 << 10, WhenFull: agent.TelemetryReject},
+		Actors: []agent.ActorConfig{{Name: "kitchen", Module: kitchenWasm,
+			Grants: capabilities.Grants{Telemetry: []string{"load"}}}},
+	})
+	var err error
+	stored := 0
+	for ; stored < 1000; stored++ {
+		if _, err = hostcall(t, a, "trellis:telemetry", "Publish", map[string]any{"topic": "load", "body": make([]byte, 200)}); err != nil {
+			break
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "buffer is full") {
+		t.Fatalf("after %d publishes into an 8 KiB buffer: %v, want a full-buffer error", stored, err)
+	}
+	st := hostTelemetry(t, a)
+	if st.Rejected == 0 || st.Backlog != uint64(stored) {
+		t.Fatalf("status %+v after %d stored and one refused", st, stored)
+	}
+}

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trellis-edge/trellis/capabilities"
+	"github.com/trellis-edge/trellis/mesh"
 )
 
 // Telemetry serves trellis:telemetry: Publish {topic: str, body: bin} → nil
@@ -90,12 +90,11 @@ func (t *Telemetry) Handle(ctx context.Context, call capabilities.Call) ([]byte,
 		return nil, nil
 	}
 	if _, err := t.js.Publish(ctx, t.Subject(r.Topic), r.Body); err != nil {
-		var api *jetstream.APIError
 		switch {
-		case errors.As(err, &api) && strings.Contains(api.Description, "maximum"):
+		case mesh.IsTelemetryFull(err):
 			t.rejected.Add(1)
-			return nil, fmt.Errorf("%w: telemetry %s: the device's telemetry buffer is full and its policy is to reject new messages (%s)",
-				capabilities.ErrUnavailable, quote(r.Topic), api.Description)
+			return nil, fmt.Errorf("%w: telemetry %s: the device's telemetry buffer is full and its policy is to reject new messages (%v)",
+				capabilities.ErrUnavailable, quote(r.Topic), err)
 		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 			return nil, err
 		}
