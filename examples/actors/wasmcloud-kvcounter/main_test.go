@@ -129,12 +129,15 @@ type shape struct {
 
 func shapes() []shape {
 	wb, v18 := wasmcloud.EraWasmbus, wasmcloud.Era018
-	hreq := wasmcloud.HTTPRequest{Method: "GET", Path: "/api/counter/x", QueryString: "amount=2", Header: map[string][]string{"Accept": {"*/*"}, "X-Multi": {"a", "b"}}, Body: []byte("hi")}
+	// One header name: msgpack/v5 does not sort the keys of a
+	// map[string][]string, so two names would give either order (as a Rust
+	// HashMap would); the decode-both-ways checks cover several names.
+	hreq := wasmcloud.HTTPRequest{Method: "GET", Path: "/api/counter/x", QueryString: "amount=2", Header: map[string][]string{"X-Multi": {"a", "b"}}, Body: []byte("hi")}
 	legacyHreq := wasmcloud.HTTPRequest{Method: "POST", Path: "/api/counter/x", QueryString: "a=1", Header: map[string][]string{"Accept": {"*/*"}}, Body: []byte{0, 1, 0xff}}
 	return []shape{
 		{
 			name:       "wasmbus HttpRequest",
-			guest:      httpRequest{Method: "GET", Path: "/api/counter/x", QueryString: "amount=2", Header: map[string][]string{"Accept": {"*/*"}, "X-Multi": {"a", "b"}}, Body: []byte("hi")},
+			guest:      httpRequest{Method: "GET", Path: "/api/counter/x", QueryString: "amount=2", Header: map[string][]string{"X-Multi": {"a", "b"}}, Body: []byte("hi")},
 			required:   []string{"method", "path", "queryString", "header", "body"},
 			hostEncode: func() ([]byte, error) { return wasmcloud.EncodeHTTPRequest(wb, hreq) },
 			hostDecode: func(b []byte) (any, error) { return wasmcloud.DecodeHTTPRequest(wb, b) },
