@@ -77,6 +77,7 @@ func TestTelemetrySurvivesHubOutage(t *testing.T) {
 		return nil
 	})
 
+	before := actorRevisions(t, a)
 	hub.Shutdown(context.Background())
 	eventually(t, "a backlog while the hub is gone", func() error {
 		if st := hostTelemetry(t, a); st.Backlog < 20 || st.Offline <= 0 {
@@ -98,6 +99,12 @@ func TestTelemetrySurvivesHubOutage(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The uplink's return restarted nothing: same actors, same revisions,
+	// the same instance counters going on.
+	if after := actorRevisions(t, a); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("actors before the outage %v, after %v", before, after)
+	}
 
 	// Every message once, in order: the forwarder's message ids carry the
 	// device stream's sequence numbers.
@@ -163,4 +170,19 @@ func TestTelemetryRejectWhenFull(t *testing.T) {
 	if st.Rejected == 0 || st.Backlog != uint64(stored) {
 		t.Fatalf("status %+v after %d stored and one refused", st, stored)
 	}
+}
+
+// actorRevisions returns each actor's revision and digest from the
+// inventory.
+func actorRevisions(t *testing.T, a *testAgent) map[string]string {
+	t.Helper()
+	var inv mesh.Inventory
+	if err := mesh.ControlRequest(t.Context(), a.nc, mesh.HostCtlSubject(mesh.DefaultLattice, a.id, mesh.CtlInventory), nil, &inv); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, act := range inv.Actors {
+		out[act.Name] = fmt.Sprintf("rev %d %s", act.Revision, act.Digest)
+	}
+	return out
 }

@@ -1,6 +1,7 @@
 // Package mesh is Trellis's lattice: the embedded nats-server every agent runs
 // (the device bus, a leaf node of the hub), the subject space, actor RPC over
-// NATS, the control API and events.
+// NATS, the control API, events, and durable telemetry (a stream on the
+// device and a forwarder to the hub, see telemetry.go).
 //
 // It is a leaf package: agent and cmd import it; it never imports agent.
 // What it needs from an agent (calling actors, starting them, reporting
@@ -22,6 +23,8 @@ const DefaultLattice = "default"
 //	trellis.<lattice>.host.<host>.rpc.<actor>.<operation...> call an actor on one host
 //	trellis.<lattice>.ctl.…                                  control API (see control.go)
 //	trellis.<lattice>.evt.<host>.<type>                      CloudEvents
+//	trellis.<lattice>.tm.<host>.<topic...>                   telemetry, stored by the device's stream first
+//	trellis.<lattice>.tmfwd.<host>.<topic...>                telemetry forwarded into the hub's stream
 const (
 	subjectRoot = "trellis"
 	tokenRPC    = "rpc"
