@@ -372,16 +372,21 @@ func bindingSpec(b capabilities.Subscription) (spec, error) {
 	default:
 		return spec{}, fmt.Errorf("format %s: want wasmbus or legacy", quote(b.Format))
 	}
+	return sp, sp.check()
+}
+
+// check validates a subscription's subject, operation and queue.
+func (sp spec) check() error {
 	if err := checkSubject("subject", sp.Subject, true); err != nil {
-		return spec{}, err
+		return err
 	}
 	if reason := validOperation(sp.Operation); reason != "" {
-		return spec{}, fmt.Errorf("operation %s: %s", quote(sp.Operation), reason)
+		return fmt.Errorf("operation %s: %s", quote(sp.Operation), reason)
 	}
 	if reason := validQueue(sp.Queue); reason != "" {
-		return spec{}, fmt.Errorf("queue %s: %s", quote(sp.Queue), reason)
+		return fmt.Errorf("queue %s: %s", quote(sp.Queue), reason)
 	}
-	return sp, nil
+	return nil
 }
 
 // decodeStored decodes and checks a stored runtime subscription.
@@ -393,16 +398,7 @@ func decodeStored(value []byte) (spec, error) {
 		return spec{}, err
 	}
 	sp := spec{Subject: st.Subject, Queue: st.Queue, Operation: st.Operation, Format: capabilities.FormatWasmbus}
-	if err := checkSubject("subject", sp.Subject, true); err != nil {
-		return spec{}, err
-	}
-	if reason := validOperation(sp.Operation); reason != "" {
-		return spec{}, fmt.Errorf("operation %s: %s", quote(sp.Operation), reason)
-	}
-	if reason := validQueue(sp.Queue); reason != "" {
-		return spec{}, fmt.Errorf("queue %s: %s", quote(sp.Queue), reason)
-	}
-	return sp, nil
+	return sp, sp.check()
 }
 
 // start subscribes and starts the subscription's delivery goroutine.
