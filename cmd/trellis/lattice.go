@@ -292,8 +292,8 @@ func labelString(l map[string]string) string {
 
 func newActorCmd(io *streams) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "actor start|stop|scale|update",
-		Short: "Start, stop, scale or update an actor on one host",
+		Use:   "actor start|stop|scale|update|keys|sign|inspect",
+		Short: "Start, stop, scale or update an actor on one host; sign and inspect actor modules",
 	}
 	var conn connFlags
 	var hostSel, limitsF, grantsF string
@@ -403,6 +403,7 @@ func newActorCmd(io *streams) *cobra.Command {
 		c.Flags().IntVar(&maxInst, "max-instances", 0, "instances that may run calls at once")
 	}
 	cmd.AddCommand(start, update, stop, scale)
+	cmd.AddCommand(newActorClaimsCmds(io)...)
 	return cmd
 }
 
