@@ -86,6 +86,8 @@ type Config struct {
 	// Telemetry bounds the device's telemetry buffer (the backlog kept
 	// while the hub is unreachable).
 	Telemetry TelemetryConfig `yaml:"telemetry"`
+	// Policy says which actor modules run: signed or not, by whom.
+	Policy PolicyConfig `yaml:"policy"`
 }
 
 // TelemetryConfig bounds the device's telemetry buffer. Zero fields mean
@@ -426,6 +428,9 @@ func (c Config) validate() []*FieldError {
 	case t.WhenFull != "" && t.WhenFull != TelemetryDropOldest && t.WhenFull != TelemetryReject:
 		bad("telemetry.when_full", t.WhenFull, "want %s or %s", TelemetryDropOldest, TelemetryReject)
 	}
+	if err := c.Policy.Validate(); err != nil {
+		errs = append(errs, &FieldError{Field: "policy", Err: err, lineKey: "policy"})
+	}
 	if err := c.Devices.Validate(); err != nil {
 		errs = append(errs, &FieldError{Field: "devices", Err: err, lineKey: "devices"})
 	}
@@ -631,6 +636,12 @@ func (d *configDecoder) decode(data []byte) (Config, error) {
 		{"labels", d.labels(&c.Labels)},
 		{"actors", d.actors(&c.Actors)},
 		{"devices", d.devices(&c.Devices)},
+		{"policy", func(n *yaml.Node, path string) {
+			d.mapping(n, path, []field{
+				{"require_signed", d.boolean(&c.Policy.RequireSigned)},
+				{"trusted_issuers", d.strs(&c.Policy.TrustedIssuers, "a list of account public keys (A…)")},
+			})
+		}},
 		{"telemetry", func(n *yaml.Node, path string) {
 			d.mapping(n, path, []field{
 				{"max_age", d.duration(&c.Telemetry.MaxAge)},
@@ -805,6 +816,22 @@ func (d *configDecoder) str(dst *string) func(*yaml.Node, string) {
 		if s, ok := d.scalar(n, path, "a string"); ok {
 			*dst = s
 		}
+	}
+}
+
+// boolean decodes true or false.
+func (d *configDecoder) boolean(dst *bool) func(*yaml.Node, string) {
+	return func(n *yaml.Node, path string) {
+		s, ok := d.scalar(n, path, "true or false")
+		if !ok || s == "" {
+			return
+		}
+		v, err := strconv.ParseBool(s)
+		if err != nil {
+			d.fail(n, path, s, "want true or false")
+			return
+		}
+		*dst = v
 	}
 }
 

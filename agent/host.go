@@ -187,6 +187,11 @@ func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits act
 	if err != nil {
 		return err
 	}
+	caps, err := a.cfg.Policy.admit(name, wasm, time.Now())
+	if err != nil {
+		a.failed(ctx, name, err) // the old version keeps serving
+		return err
+	}
 	previous, _ := a.caps.Grants(name)
 	if err := a.grant(name, grants); err != nil {
 		return err
@@ -196,6 +201,7 @@ func (a *Agent) update(ctx context.Context, name string, wasm []byte, limits act
 		a.failed(ctx, name, err)
 		return err
 	}
+	a.caps.SetClaims(name, caps)
 	if err := a.store.PutActor(store.Actor{Name: name, Artifact: digest, Limits: limitsToStore(limits), Grants: encoded}); err != nil {
 		return fmt.Errorf("recording actor %s: %w", name, err)
 	}

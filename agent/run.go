@@ -351,6 +351,11 @@ func (a *Agent) startActor(ctx context.Context, name string, wasm []byte, limits
 		a.startMu.Unlock()
 		close(started)
 	}()
+	caps, err := a.cfg.Policy.admit(name, wasm, time.Now())
+	if err != nil {
+		return err
+	}
+	a.caps.SetClaims(name, caps)
 	if err := a.grant(name, grants); err != nil {
 		return err
 	}

@@ -16,8 +16,9 @@ import (
 type Dispatcher struct {
 	bindMu   sync.Mutex // serialises SetGrants and RemoveGrants
 	mu       sync.RWMutex
-	handlers map[string]Handler // by namespace: contract ids and their aliases
-	grants   map[string]Grants  // by actor
+	handlers map[string]Handler  // by namespace: contract ids and their aliases
+	grants   map[string]Grants   // by actor
+	claims   map[string][]string // by actor: the contracts a signed actor's claims list
 
 	denied   func(ctx context.Context, call Call, reason string)
 	nDenied  atomic.Uint64
@@ -34,7 +35,7 @@ type DispatcherOptions struct {
 // NewDispatcher returns a dispatcher with no handlers and no grants: every
 // call but trellis:log and trellis:numbergen is denied until both exist.
 func NewDispatcher(opts DispatcherOptions) *Dispatcher {
-	return &Dispatcher{handlers: map[string]Handler{}, grants: map[string]Grants{}, denied: opts.Denied}
+	return &Dispatcher{handlers: map[string]Handler{}, grants: map[string]Grants{}, claims: map[string][]string{}, denied: opts.Denied}
 }
 
 // Register serves namespace with h, replacing any handler it had. A
@@ -133,6 +134,35 @@ func (d *Dispatcher) binders() []Binder {
 	return out
 }
 
+// SetClaims restricts a signed actor to the contracts its claims list
+// (wascap caps, such as wasmcloud:keyvalue or trellis:gpio), on top of its
+// grants; nil lifts the restriction (an unsigned actor). trellis:log and
+// trellis:numbergen, which touch nothing, are never restricted.
+func (d *Dispatcher) SetClaims(actor string, contracts []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if contracts == nil {
+		delete(d.claims, actor)
+		return
+	}
+	d.claims[actor] = contracts
+}
+
+// claimsAllow reports whether a claims list allows namespace: the same id,
+// or a compatibility name of the same native contract.
+func claimsAllow(contracts []string, namespace string) bool {
+	native := contractOf(namespace)
+	if native == Log || native == Numbergen {
+		return true
+	}
+	for _, c := range contracts {
+		if c == namespace || contractOf(c) == native {
+			return true
+		}
+	}
+	return false
+}
+
 // Grants returns an actor's grants.
 func (d *Dispatcher) Grants(actor string) (Grants, bool) {
 	d.mu.RLock()
@@ -167,6 +197,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, call Call) ([]byte, error) {
 	d.mu.RLock()
 	h, served := d.handlers[call.Contract]
 	g := d.grants[call.Actor]
+	caps, signed := d.claims[call.Actor]
 	d.mu.RUnlock()
 	if !served {
 		d.nUnknown.Add(1)
@@ -179,6 +210,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, call Call) ([]byte, error) {
 	if !g.Allows(contractOf(call.Contract)) {
 		d.nDenied.Add(1)
 		reason := fmt.Sprintf("actor %s has no grant for %s", call.Actor, call.Contract)
+		if d.denied != nil {
+			d.denied(ctx, call, reason)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrDenied, reason)
+	}
+	if signed && !claimsAllow(caps, call.Contract) {
+		d.nDenied.Add(1)
+		reason := fmt.Sprintf("actor %s's signed claims do not list %s (caps: %v)", call.Actor, call.Contract, caps)
 		if d.denied != nil {
 			d.denied(ctx, call, reason)
 		}
