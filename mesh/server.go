@@ -58,6 +58,10 @@ type ServerOptions struct {
 	// LeafListen is host:port of the leafnode listener (hubs only); port 0
 	// picks a free port (see LeafURL). Empty means no listener.
 	LeafListen string
+	// LeafTLS makes the leafnode listener TLS only (LeafURL is then
+	// tls://); its ClientAuth decides whether leaves must present a
+	// certificate (see DevTLS).
+	LeafTLS *tls.Config
 	// MaxPayload is the largest message in bytes; 0 means DefaultMaxPayload.
 	MaxPayload int32
 	// ReconnectInterval is the pause between leaf reconnect attempts; 0
@@ -139,7 +143,11 @@ func StartServer(ctx context.Context, opts ServerOptions) (*Server, error) {
 	if opts.LeafListen != "" {
 		// Start wrote the port it bound back into the options it was given
 		// (in this goroutine), which is how nats-server reports port 0.
-		s.leafURL = "nats-leaf://" + net.JoinHostPort(dialHost(nopts.LeafNode.Host, nil), strconv.Itoa(nopts.LeafNode.Port))
+		scheme := "nats-leaf://"
+		if nopts.LeafNode.TLSConfig != nil {
+			scheme = "tls://"
+		}
+		s.leafURL = scheme + net.JoinHostPort(dialHost(nopts.LeafNode.Host, nil), strconv.Itoa(nopts.LeafNode.Port))
 	}
 	return s, nil
 }
@@ -192,6 +200,12 @@ func (o ServerOptions) natsOptions() (*server.Options, error) {
 		if n.LeafNode.Host, n.LeafNode.Port, err = splitListen(o.LeafListen); err != nil {
 			return fail("leaf listen: %w", err)
 		}
+		if o.LeafTLS != nil {
+			n.LeafNode.TLSConfig = o.LeafTLS
+			n.LeafNode.TLSTimeout = 5
+		}
+	} else if o.LeafTLS != nil {
+		return fail("leaf TLS without a leaf listener")
 	}
 	n.LeafNode.NoAdvertise = o.NoAdvertise
 	n.LeafNode.ReconnectInterval = o.ReconnectInterval

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"os"
@@ -161,25 +162,45 @@ addresses, hubs, the data dir and the lattice need a restart.`,
 }
 
 func newHubCmd(io *streams, logLevel *string) *cobra.Command {
-	var data, listen, leafListen string
+	var data, listen, leafListen, devTLS string
 	cmd := &cobra.Command{
 		Use:   "hub",
 		Short: "Run a development hub: NATS with JetStream (domain hub) and a leaf-node listener",
 		Long: `Hub runs one embedded nats-server with JetStream (domain "hub") and a leaf-node
 listener that agents join with --hub. It is for development and small sites; production
-runs a NATS cluster from deploy/hub instead, which agents join the same way.`,
-		Example: `  trellis hub --data ./hub --listen 0.0.0.0:4222 --leaf-listen 0.0.0.0:7422`,
-		Args:    cobra.NoArgs,
+runs a NATS cluster from deploy/hub instead, which agents join the same way.
+
+--dev-tls DIR makes the leaf listener TLS only, with a self-signed setup generated in DIR
+(or reused): a CA, the hub's certificate, and a device certificate that every agent must
+present. It prints the agent config that joins it. For trying an authenticated uplink on one
+machine, not for production (the CA key sits beside the certificates).`,
+		Example: `  trellis hub --data ./hub --listen 0.0.0.0:4222 --leaf-listen 0.0.0.0:7422
+  trellis hub --dev-tls ./hub-tls`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(io.stderr, *logLevel)
 			if err != nil {
 				return err
 			}
-			srv, err := startHub(cmd.Context(), data, listen, leafListen, log)
+			var leafTLS *tls.Config
+			var dt mesh.DevTLS
+			if devTLS != "" {
+				if dt, err = mesh.EnsureDevTLS(devTLS); err == nil {
+					leafTLS, err = dt.HubConfig()
+				}
+				if err != nil {
+					return withCode(exitError, err)
+				}
+			}
+			srv, err := startHub(cmd.Context(), data, listen, leafListen, leafTLS, log)
 			if err != nil {
 				return withCode(exitError, err)
 			}
 			fmt.Fprintf(io.stdout, "hub: clients %s, leaf nodes %s\n", srv.ClientURL(), srv.LeafURL())
+			if devTLS != "" {
+				fmt.Fprintf(io.stdout, "agents join with this in their --config file:\n  hubs: [%s]\n  hub_tls: {ca: %s, cert: %s, key: %s}\n",
+					srv.LeafURL(), dt.CA, dt.DeviceCert, dt.DeviceKey)
+			}
 			<-cmd.Context().Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -190,10 +211,11 @@ runs a NATS cluster from deploy/hub instead, which agents join the same way.`,
 	cmd.Flags().StringVar(&data, "data", "./trellis-hub", "data `DIR` for the hub's JetStream")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:4222", "client address (port 0 picks one)")
 	cmd.Flags().StringVar(&leafListen, "leaf-listen", "127.0.0.1:7422", "leaf-node address agents join (port 0 picks one)")
+	cmd.Flags().StringVar(&devTLS, "dev-tls", "", "TLS-only leaf listener with a self-signed setup kept in `DIR` (generated when missing)")
 	return cmd
 }
 
-func startHub(ctx context.Context, data, listen, leafListen string, log *slog.Logger) (*mesh.Server, error) {
+func startHub(ctx context.Context, data, listen, leafListen string, leafTLS *tls.Config, log *slog.Logger) (*mesh.Server, error) {
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return nil, err
 	}
@@ -201,6 +223,7 @@ func startHub(ctx context.Context, data, listen, leafListen string, log *slog.Lo
 		Name:       "trellis-hub",
 		Listen:     listen,
 		LeafListen: leafListen,
+		LeafTLS:    leafTLS,
 		StoreDir:   filepath.Join(data, agent.JetStreamDir),
 		Domain:     mesh.DefaultHubDomain,
 		Logger:     log,

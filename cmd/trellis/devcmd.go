@@ -76,7 +76,7 @@ publishes telemetry). Drive the devices with trellis gpio and trellis sensor.`,
 				return err
 			}
 			ctx := cmd.Context()
-			hub, err := startHub(ctx, filepath.Join(data, "hub"), "127.0.0.1:0", "127.0.0.1:0", log.With("subsystem", "hub"))
+			hub, err := startHub(ctx, filepath.Join(data, "hub"), "127.0.0.1:0", "127.0.0.1:0", nil, log.With("subsystem", "hub"))
 			if err != nil {
 				return withCode(exitError, err)
 			}
