@@ -640,6 +640,7 @@ func (d *configDecoder) decode(data []byte) (Config, error) {
 			d.mapping(n, path, []field{
 				{"require_signed", d.boolean(&c.Policy.RequireSigned)},
 				{"trusted_issuers", d.strs(&c.Policy.TrustedIssuers, "a list of account public keys (A…)")},
+				{"operator_keys", d.strs(&c.Policy.OperatorKeys, "a list of operator, account or user public keys")},
 			})
 		}},
 		{"telemetry", func(n *yaml.Node, path string) {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/trellis-edge/trellis/agent/claims"
+	"github.com/trellis-edge/trellis/mesh"
 )
 
 // PolicyConfig says which actor modules the agent runs. The zero value runs
@@ -20,6 +21,10 @@ type PolicyConfig struct {
 	// TrustedIssuers are the account public keys (A…) whose signatures are
 	// accepted; empty accepts any valid signature.
 	TrustedIssuers []string `yaml:"trusted_issuers"`
+	// OperatorKeys are the nkeys (O…, A… or U…) whose signatures a control
+	// command that changes this host must carry (`--operator-key`); empty
+	// accepts every command NATS lets through.
+	OperatorKeys []string `yaml:"operator_keys"`
 }
 
 // Validate checks the issuer keys.
@@ -27,6 +32,11 @@ func (p PolicyConfig) Validate() error {
 	for i, k := range p.TrustedIssuers {
 		if !nkeys.IsValidPublicAccountKey(k) {
 			return fmt.Errorf("trusted_issuers[%d] %q: want an account public key (A…)", i, k)
+		}
+	}
+	for i, k := range p.OperatorKeys {
+		if !nkeys.IsValidPublicOperatorKey(k) && !nkeys.IsValidPublicAccountKey(k) && !nkeys.IsValidPublicUserKey(k) {
+			return fmt.Errorf("operator_keys[%d] %q: want an operator, account or user public key (O…, A…, U…)", i, k)
 		}
 	}
 	return nil
@@ -90,3 +100,7 @@ func (p PolicyConfig) admit(name string, wasm []byte, now time.Time) ([]string, 
 	// when it lists none), on top of its grants.
 	return append([]string{}, c.Caps...), nil
 }
+
+// ControlAuthorizer implements mesh.ControlAuthorizer: with operator keys
+// configured, control commands that change the host must be signed.
+func (h *host) ControlAuthorizer() *mesh.Authorizer { return h.auth }

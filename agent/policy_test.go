@@ -100,3 +100,27 @@ func TestPolicyConfig(t *testing.T) {
 		t.Fatalf("parse: %+v, %v", cfg.Policy, err)
 	}
 }
+
+// TestOperatorSignedControl: with operator keys, an identity that can reach
+// the control subjects (a leaked device credential, say) changes nothing
+// unless it signs with an operator key; the inventory stays readable.
+func TestOperatorSignedControl(t *testing.T) {
+	operator, _ := nkeys.CreateOperator()
+	opPub, _ := operator.PublicKey()
+	a := startAgentConfig(t, agent.Config{Name: "guarded", Policy: agent.PolicyConfig{OperatorKeys: []string{opPub}}})
+	subject := mesh.HostCtlSubject(mesh.DefaultLattice, a.id, mesh.CtlActorStart)
+	req := mesh.StartActor{Name: "echo", Module: readFile(t, echoWasm)}
+	nc := connect(t, a.url)
+	err := mesh.ControlRequest(t.Context(), nc, subject, req, nil)
+	if err == nil || !strings.Contains(err.Error(), "not signed") {
+		t.Fatalf("an unsigned start: %v", err)
+	}
+	var inv mesh.Inventory
+	if err := mesh.ControlRequest(t.Context(), nc, mesh.HostCtlSubject(mesh.DefaultLattice, a.id, mesh.CtlInventory), nil, &inv); err != nil || len(inv.Actors) != 0 {
+		t.Fatalf("inventory: %+v, %v (want readable, and no actor started)", inv.Actors, err)
+	}
+	mesh.SignControlRequests(nc, operator)
+	if err := mesh.ControlRequest(t.Context(), nc, subject, req, nil); err != nil {
+		t.Fatalf("a start signed by the operator: %v", err)
+	}
+}

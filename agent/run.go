@@ -66,6 +66,8 @@ type Agent struct {
 	tm     *messaging.Telemetry
 	fwd    *mesh.Forwarder
 
+	auth *mesh.Authorizer // signed control commands; nil when no operator keys
+
 	startMu  sync.Mutex
 	starting map[string]chan struct{} // actors between their grants and their start; closed when started (or failed)
 	hostID   string
@@ -219,6 +221,11 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if len(a.cfg.Policy.OperatorKeys) > 0 {
+		if a.auth, err = mesh.NewAuthorizer(a.cfg.Policy.OperatorKeys, 0); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
 	if a.ctl, err = mesh.ServeControl(a.nc, a.cfg.Lattice, a.hostID, a.opts.Version, (*host)(a), a.log); err != nil {
 		return fmt.Errorf("agent: control api: %w", err)
 	}

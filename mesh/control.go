@@ -178,9 +178,16 @@ func ServeControl(nc *nats.Conn, lattice, hostID, version string, host Host, log
 	if dh, ok := host.(DeviceHost); ok {
 		endpoints = append(endpoints, c.deviceEndpoints(dh)...)
 	}
+	var auth *Authorizer
+	if ca, ok := host.(ControlAuthorizer); ok {
+		auth = ca.ControlAuthorizer()
+	}
 	for _, ep := range endpoints {
 		opts := append([]micro.EndpointOpt{micro.WithEndpointSubject(ep.subject)}, ep.opts...)
 		handle := ep.handle
+		if auth != nil && !slices.Contains(readOnly, ep.name) {
+			handle = c.authorized(auth, ep.subject, handle)
+		}
 		h := micro.ContextHandler(ctx, func(ctx context.Context, r micro.Request) { c.serve(ctx, r, handle) })
 		if err := svc.AddEndpoint(ep.name, h, opts...); err != nil {
 			_ = c.Stop()
@@ -203,6 +210,25 @@ type endpoint struct {
 	handle  func(context.Context, []byte) (Reply, error)
 	opts    []micro.EndpointOpt
 }
+
+// readOnly are the operations that change nothing: open to every identity
+// that may reach them, signed or not.
+var readOnly = []string{"ping", "inventory", "device-get"}
+
+// authorized wraps a changing operation: only signed commands reach it.
+func (c *Control) authorized(a *Authorizer, subject string, handle func(context.Context, []byte) (Reply, error)) func(context.Context, []byte) (Reply, error) {
+	return func(ctx context.Context, data []byte) (Reply, error) {
+		h, _ := ctx.Value(headersKey{}).(map[string][]string)
+		if err := a.Check(subject, h, data); err != nil {
+			c.log.Warn("control command refused", "subject", subject, "err", err)
+			return Reply{}, err
+		}
+		return handle(ctx, data)
+	}
+}
+
+// headersKey carries a request's headers to authorized.
+type headersKey struct{}
 
 // Stop unregisters the service, cancels the context of host calls in
 // progress and waits for them to return. After Stop the Host is not called
@@ -255,10 +281,13 @@ func (c *Control) serve(ctx context.Context, r micro.Request, handle func(contex
 		c.fail(r, CtlCodeStopping, "host is stopping")
 		return
 	}
+	ctx = context.WithValue(ctx, headersKey{}, map[string][]string(r.Headers()))
 	reply, err := handle(ctx, data)
 	c.inflight.Done()
 	var bad *badRequest
 	switch {
+	case errors.Is(err, ErrUnauthorized):
+		c.fail(r, CtlCodeUnauthorized, err.Error())
 	case errors.As(err, &bad):
 		c.fail(r, CtlCodeBadRequest, "invalid request: "+bad.Error())
 	case err != nil:
@@ -627,7 +656,7 @@ func ControlRequest(ctx context.Context, nc *nats.Conn, subject string, req any,
 			return fmt.Errorf("mesh: control %s: encode request: %w", subject, err)
 		}
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, body)
+	msg, err := requestMsg(ctx, nc, subject, body)
 	if err != nil {
 		return fmt.Errorf("mesh: control %s: %w", subject, err)
 	}

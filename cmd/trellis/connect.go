@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
 
 	"github.com/trellis-edge/trellis/mesh"
@@ -23,6 +25,7 @@ type connFlags struct {
 	context string
 	lattice string
 	timeout time.Duration
+	opKey   string
 }
 
 const defaultServer = "nats://127.0.0.1:4222"
@@ -34,6 +37,7 @@ func (c *connFlags) add(cmd *cobra.Command) {
 	f.StringVar(&c.context, "context", "", "nats CLI context `NAME` to take the server and credentials from (see 'nats context ls')")
 	f.StringVar(&c.lattice, "lattice", mesh.DefaultLattice, "lattice id")
 	f.DurationVar(&c.timeout, "timeout", 10*time.Second, "how long to wait for the answer")
+	f.StringVar(&c.opKey, "operator-key", os.Getenv("TRELLIS_OPERATOR_KEY"), "sign control commands with the nkey seed in `FILE` (hosts with policy.operator_keys require it; env TRELLIS_OPERATOR_KEY)")
 }
 
 // natsContext is the part of a nats CLI context file Trellis uses.
@@ -133,9 +137,22 @@ func (c *connFlags) connect(name string) (*nats.Conn, error) {
 	if creds != "" {
 		opts = append(opts, nats.UserCredentials(creds))
 	}
+	var signer nkeys.KeyPair
+	if c.opKey != "" {
+		seed, err := os.ReadFile(c.opKey)
+		if err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("--operator-key: %w", err))
+		}
+		if signer, err = nkeys.FromSeed(bytes.TrimSpace(seed)); err != nil {
+			return nil, withCode(exitUsage, fmt.Errorf("--operator-key %s: not an nkey seed: %w", c.opKey, err))
+		}
+	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, withCode(exitError, fmt.Errorf("connecting to %s: %w", url, err))
+	}
+	if signer != nil {
+		mesh.SignControlRequests(nc, signer)
 	}
 	return nc, nil
 }

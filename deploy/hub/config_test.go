@@ -298,6 +298,7 @@ func TestDeviceRole(t *testing.T) {
 		denied := []string{
 			"trellis.default.evt.NOTHERHOST.heartbeat",
 			"trellis.default.tm.NOTHERHOST.temp",
+			"trellis.default.tmfwd.NOTHERHOST.temp",
 			"trellis.default.ctl.stop",
 			"trellis.default.rpc.echo.ping",
 		}
