@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/trellis-edge/trellis/agent"
 	"github.com/trellis-edge/trellis/agent/actor"
@@ -41,27 +40,7 @@ func startHub(t *testing.T, leafListen string) *mesh.Server {
 	if leafListen == "" {
 		leafListen = "127.0.0.1:0"
 	}
-	hub, err := mesh.StartServer(t.Context(), mesh.ServerOptions{
-		Name: "hub", Listen: "127.0.0.1:0", LeafListen: leafListen,
-		StoreDir: t.TempDir(), Domain: "hub",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hub.Shutdown(context.Background()) })
-	nc, err := hub.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mesh.EnsureHubTelemetry(t.Context(), js, mesh.HubTelemetryOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return hub
+	return hubAt(t, leafListen, t.TempDir())
 }
 
 // startAgent runs an agent until the test ends (or stop is called).

@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -74,7 +75,7 @@ func TestRebootOffline(t *testing.T) {
 	}
 	eventually(t, "relay on", func() error {
 		if !lineLevel(t, second, "RELAY") {
-			return errString("relay still off")
+			return errors.New("relay still off")
 		}
 		return nil
 	})
@@ -83,19 +84,15 @@ func TestRebootOffline(t *testing.T) {
 	eventually(t, "restored timer", func() error {
 		resp, err := hostcall(t, second, "trellis:timer", "List", map[string]any{})
 		if err != nil || !strings.Contains(string(resp), "count") {
-			return errString("timer not listed: " + string(resp))
+			return errors.New("timer not listed: " + string(resp))
 		}
 		out, _, err := mesh.Call(t.Context(), second.nc, mesh.DefaultLattice, "kitchen", "count", nil)
 		if err != nil || len(out) < 2 { // two digits: at least ten ticks since the boot
-			return errString("count " + string(out))
+			return errors.New("count " + string(out))
 		}
 		return nil
 	})
 }
-
-type errString string
-
-func (e errString) Error() string { return string(e) }
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 )
 
 // Devices is a host's device configuration: which GPIO provider serves
@@ -129,14 +130,7 @@ func (d Devices) Validate() error {
 	return nil
 }
 
-func containsSpace(s string) bool {
-	for _, r := range s {
-		if r == ' ' || r == '\t' || r == '\n' || r == '\r' || r == '/' {
-			return true
-		}
-	}
-	return false
-}
+func containsSpace(s string) bool { return strings.ContainsAny(s, " \t\n\r/") }
 
 // DeviceState is what a host's devices are now: the device.get answer.
 type DeviceState struct {
